@@ -1,0 +1,210 @@
+"""Values that cross a layer boundary.
+
+Every layer hook takes and returns these pydantic models (or Arrow tables), never an SDK object,
+so an adapter can be swapped without the core noticing. They are also what a task writes to the
+blob store as its completion record, so they must stay JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Layer = Literal["data", "compute", "orchestration", "versioning"]
+LAYERS: tuple[Layer, ...] = ("data", "compute", "orchestration", "versioning")
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class AdapterSettings(BaseModel):
+    """Base class of every adapter's settings: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(BaseModel):
+    """What one task asks for. ``None`` means "the adapter's default"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: float | None = None
+    memory: int | None = Field(default=None, description="MiB")
+    gpu: int | None = None
+    disk: int | None = Field(default=None, description="GiB")
+
+    def is_empty(self) -> bool:
+        return self.cpu is None and self.memory is None and self.gpu is None and self.disk is None
+
+
+class ForeachFrame(BaseModel):
+    """One level of foreach nesting a task sits in."""
+
+    step: str
+    index: int
+    count: int
+
+
+class TaskSpec(BaseModel):
+    """Everything the task entry point needs to run one task, wherever it runs."""
+
+    run_id: str
+    flow_name: str
+    step: str
+    task_id: str
+    attempt: int = 0
+    input_paths: list[str] = Field(default_factory=list, description="'step/task_id' of parent tasks")
+    foreach_stack: list[ForeachFrame] = Field(default_factory=list)
+    split_index: int | None = None
+    flow_file: str = Field(description="path of the flow file inside the code package (or absolute, locally)")
+    code_key: str | None = Field(default=None, description="blob key of the code package, when the task runs remotely")
+    stack: dict[str, Any] = Field(description="the resolved stack profile, without secrets")
+    resources: Resources = Field(default_factory=Resources)
+    timeout: float | None = None
+    max_attempts: int = 1
+    user: str = ""
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.run_id}/{self.step}/{self.task_id}"
+
+
+TaskState = Literal["pending", "running", "succeeded", "failed"]
+
+
+class TaskStatus(BaseModel):
+    handle: str
+    state: TaskState
+    exit_code: int | None = None
+    message: str = ""
+
+
+class ArtifactRef(BaseModel):
+    """Where one artifact's serialized bytes live and how to read them."""
+
+    key: str
+    serializer: str
+    size: int
+    type: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSnapshot(BaseModel):
+    """What a data read saw, precisely enough to repeat it.
+
+    ``handle`` is adapter-specific: content hashes for DuckDB and files, a query id and time for
+    Snowflake time travel, a snapshot time for BigQuery.
+    """
+
+    adapter: str
+    kind: Literal["table", "query", "write"]
+    target: str
+    handle: dict[str, Any] = Field(default_factory=dict)
+    rows: int | None = None
+    at: _dt.datetime = Field(default_factory=utcnow)
+
+
+class Metric(BaseModel):
+    name: str
+    value: float
+    step: int | None = None
+    at: _dt.datetime = Field(default_factory=utcnow)
+
+
+class TaskRecord(BaseModel):
+    """The completion record a task writes, atomically, as its last act."""
+
+    run_id: str
+    flow_name: str
+    step: str
+    task_id: str
+    attempt: int
+    ok: bool
+    artifacts: dict[str, ArtifactRef] = Field(default_factory=dict)
+    foreach_count: int | None = None
+    input_paths: list[str] = Field(default_factory=list)
+    foreach_stack: list[ForeachFrame] = Field(default_factory=list)
+    data_reads: list[DataSnapshot] = Field(default_factory=list)
+    metrics: list[Metric] = Field(default_factory=list)
+    stdout_key: str | None = None
+    stderr_key: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    started_at: _dt.datetime = Field(default_factory=utcnow)
+    finished_at: _dt.datetime = Field(default_factory=utcnow)
+
+
+class CheckResult(BaseModel):
+    """One layer's verdict from ``lamina stack check``."""
+
+    layer: str
+    adapter: str
+    ok: bool
+    message: str
+    fix: str = ""
+
+
+class DeployResult(BaseModel):
+    flow_name: str
+    target: str = Field(description="what was created or updated, e.g. a state machine ARN")
+    definition: dict[str, Any] | str = Field(default_factory=dict)
+    schedule: str | None = None
+    dry_run: bool = False
+
+
+class RunOutcome(BaseModel):
+    run_id: str
+    ok: bool
+    failed_step: str | None = None
+    message: str = ""
+
+
+@dataclass
+class DataResult:
+    """A data read: the table and the snapshot it came from."""
+
+    table: pa.Table
+    snapshot: DataSnapshot
+
+
+@dataclass
+class AdapterInfo:
+    """One adapter a plugin offers (see the ``lamina_adapters`` hook)."""
+
+    layer: Layer
+    name: str
+    settings: type[AdapterSettings]
+    factory: Any = field(repr=False)
+    """``factory(settings, context) -> plugin object`` with ``@hookimpl`` methods."""
+    extra: str | None = None
+    """The pip extra that installs what it needs, e.g. ``aws`` -> ``pip install 'lamina[aws]'``."""
+    requires: tuple[str, ...] = ()
+    """Modules that must be importable for the adapter to work."""
+    description: str = ""
+    plugin_name: str = ""
+    plugin_version: str = ""
+
+    def missing_modules(self) -> list[str]:
+        import importlib.util
+
+        missing = []
+        for mod in self.requires:
+            try:
+                if importlib.util.find_spec(mod) is None:
+                    missing.append(mod)
+            except (ImportError, ValueError):
+                missing.append(mod)
+        return missing
+
+    def install_hint(self) -> str:
+        if self.extra:
+            dist = self.plugin_name if self.plugin_name and self.plugin_name != "lamina" else "lamina"
+            return f"pip install '{dist}[{self.extra}]'"
+        return "pip install " + " ".join(self.requires)
