@@ -21,7 +21,7 @@ LAYERS: tuple[Layer, ...] = ("data", "compute", "orchestration", "versioning")
 
 
 def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 class AdapterSettings(BaseModel):
@@ -64,12 +64,17 @@ class TaskSpec(BaseModel):
     foreach_stack: list[ForeachFrame] = Field(default_factory=list)
     split_index: int | None = None
     flow_file: str = Field(description="path of the flow file inside the code package (or absolute, locally)")
-    code_key: str | None = Field(default=None, description="blob key of the code package, when the task runs remotely")
+    code_key: str | None = Field(
+        default=None, description="blob key of the code package, when the task runs remotely"
+    )
     stack: dict[str, Any] = Field(description="the resolved stack profile, without secrets")
     resources: Resources = Field(default_factory=Resources)
     timeout: float | None = None
     max_attempts: int = 1
     user: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    origin_run_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
 
     @property
     def pathspec(self) -> str:

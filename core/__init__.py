@@ -1,0 +1,57 @@
+"""Lamina: write a machine-learning flow once, run it unchanged on any infrastructure stack.
+
+Imports are lazy so that ``import lamina`` stays fast and never imports a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "FlowSpec": "lamina.flow.spec",
+    "step": "lamina.flow.spec",
+    "Parameter": "lamina.flow.spec",
+    "resources": "lamina.flow.decorators",
+    "retry": "lamina.flow.decorators",
+    "catch": "lamina.flow.decorators",
+    "timeout": "lamina.flow.decorators",
+    "current": "lamina.flow.current",
+    "Flow": "lamina.client",
+    "Run": "lamina.client",
+    "Step": "lamina.client",
+    "Task": "lamina.client",
+    "namespace": "lamina.client",
+    "compare_runs": "lamina.client",
+    "run_flow": "lamina.runtime.api",
+    "resolve_stack": "lamina.stack",
+    "hookimpl": "lamina.hookspecs",
+    "LaminaError": "lamina.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+if TYPE_CHECKING:
+    from .client import Flow, Run, Step, Task, compare_runs, namespace
+    from .errors import LaminaError
+    from .flow.current import current
+    from .flow.decorators import catch, resources, retry, timeout
+    from .flow.spec import FlowSpec, Parameter, step
+    from .hookspecs import hookimpl
+    from .runtime.api import run_flow
+    from .stack import resolve_stack
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

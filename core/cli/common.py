@@ -1,0 +1,37 @@
+"""Shared by the ``lamina`` command and ``python flow.py``: error reporting and table output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import LaminaError
+
+
+def fail(exc: LaminaError) -> int:
+    """Print a Lamina error as one short paragraph, no traceback; return its exit status."""
+    sys.stderr.write(f"lamina: error: {exc}\n")
+    return exc.exit_code
+
+
+def guarded(func: Callable[[], int | None]) -> int:
+    try:
+        return func() or 0
+    except LaminaError as exc:
+        return fail(exc)
+    except BrokenPipeError:
+        return 0
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))

@@ -1,0 +1,123 @@
+"""The ``lamina`` command. Subcommands import what they need only when they run, so
+``lamina --help`` and ``lamina stack list`` stay fast and never import a cloud SDK."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import guarded
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lamina",
+        description="Lamina: write a machine-learning flow once, run it unchanged on any infrastructure stack.",
+    )
+    parser.add_argument("--version", action="version", version=f"lamina {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    stack = sub.add_parser("stack", help="list, show, switch, register and check stack profiles")
+    ssub = stack.add_subparsers(dest="stack_command", metavar="ACTION")
+    ssub.required = True
+    p = ssub.add_parser("list", help="known stacks; * marks the one in use")
+    p.add_argument("--json", action="store_true")
+    p = ssub.add_parser("show", help="a stack's adapters and settings, and whether they are installed")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p = ssub.add_parser("use", help="switch this project (or, with --user, your default) to a stack")
+    p.add_argument("name")
+    p.add_argument("--user", action="store_true", help="set the default for every project of yours")
+    p = ssub.add_parser("register", help="add a stack profile from a TOML file")
+    p.add_argument("name")
+    p.add_argument("--file", required=True)
+    p.add_argument("--user", action="store_true", help="register for every project of yours")
+    p = ssub.add_parser("remove", help="remove a registered stack profile")
+    p.add_argument("name")
+    p = ssub.add_parser("check", help="probe each layer of a stack (credentials, bucket, warehouse...)")
+    p.add_argument("name", nargs="?")
+
+    plugins = sub.add_parser("plugins", help="installed plugins and the adapters they offer")
+    psub = plugins.add_subparsers(dest="plugins_command", metavar="ACTION")
+    psub.required = True
+    p = psub.add_parser("list", help="plugins, versions, adapters per layer, and whether each is installed")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("flow", nargs="?")
+    p.add_argument("--status", choices=["running", "succeeded", "failed"])
+    p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--all", action="store_true", help="every user's runs, not only yours")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--stack")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("show", help="a run, step or task: status, parameters, artifacts, metrics")
+    p.add_argument("pathspec", help="RUN, RUN/STEP or RUN/STEP/TASK (optionally prefixed with FLOW/)")
+    p.add_argument("--stack")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("logs", help="stored stdout and stderr of tasks")
+    p.add_argument("pathspec", help="RUN, RUN/STEP or RUN/STEP/TASK")
+    p.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
+    p.add_argument("--stack")
+
+    p = sub.add_parser("compare", help="parameters, metrics and artifacts that differ between two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--stack")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("code", help="restore the code a run ran with")
+    p.add_argument("run")
+    p.add_argument("dest")
+    p.add_argument("--stack")
+
+    p = sub.add_parser("trigger", help="start a run of a deployed flow")
+    p.add_argument("flow")
+    p.add_argument("--stack")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+
+    p = sub.add_parser("emulate", help="run a command against a local stand-in of a cloud stack")
+    p.add_argument("stack_name", metavar="STACK")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+
+    def dispatch() -> int | None:
+        if args.command == "stack":
+            from . import stack_cmds
+
+            return stack_cmds.run(args)
+        if args.command == "plugins":
+            from . import plugin_cmds
+
+            return plugin_cmds.run(args)
+        if args.command in ("runs", "show", "logs", "compare", "code"):
+            from . import inspect_cmds
+
+            return inspect_cmds.run(args)
+        if args.command == "trigger":
+            from ..runtime.deploy import trigger_cmd
+
+            return trigger_cmd(args)
+        if args.command == "emulate":
+            from ..testing.emulate import emulate_cmd
+
+            return emulate_cmd(args)
+        return 0
+
+    return guarded(dispatch)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

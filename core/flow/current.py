@@ -1,0 +1,101 @@
+"""``current``: what a running step knows about its run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LaminaError
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+    from ..stack.facades import DataLayer
+
+
+class Current:
+    """Run context for the step being executed. Outside a task, reading it is an error."""
+
+    def __init__(self) -> None:
+        self._ctx: dict[str, Any] | None = None
+        self._stack: Stack | None = None
+        self._metrics: list[Any] = []
+
+    def _bind(self, stack: Stack | None, **ctx: Any) -> None:
+        self._ctx = ctx
+        self._stack = stack
+        self._metrics = []
+
+    def _unbind(self) -> None:
+        self._ctx = None
+        self._stack = None
+
+    def _get(self, key: str) -> Any:
+        if self._ctx is None:
+            raise LaminaError(f"current.{key} is only available inside a running step.")
+        return self._ctx.get(key)
+
+    @property
+    def is_running_flow(self) -> bool:
+        return self._ctx is not None
+
+    @property
+    def flow_name(self) -> str:
+        return self._get("flow_name")
+
+    @property
+    def run_id(self) -> str:
+        return self._get("run_id")
+
+    @property
+    def step_name(self) -> str:
+        return self._get("step_name")
+
+    @property
+    def task_id(self) -> str:
+        return self._get("task_id")
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    @property
+    def retry_count(self) -> int:
+        return self._get("attempt")
+
+    @property
+    def origin_run_id(self) -> str | None:
+        return self._get("origin_run_id")
+
+    @property
+    def user(self) -> str:
+        return self._get("user")
+
+    @property
+    def stack(self) -> str:
+        """The name of the stack the run uses."""
+        return self._get("stack_name")
+
+    @property
+    def data(self) -> DataLayer:
+        """The stack's data layer: ``query(sql)``, ``read(name)``, ``write(name, table, mode=)``."""
+        self._get("data")
+        assert self._stack is not None
+        return self._stack.data
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Record one point of a metric's time series for this task."""
+        from ..models import Metric
+
+        self._get("log_metric")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise LaminaError(f"log_metric({name!r}): value must be a number, got {value!r}.") from None
+        self._metrics.append(Metric(name=name, value=number, step=step))
+
+    def __repr__(self) -> str:
+        if self._ctx is None:
+            return "<current: not in a running step>"
+        return f"<current {self.pathspec} on stack {self.stack}>"
+
+
+current = Current()

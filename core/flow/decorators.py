@@ -1,0 +1,101 @@
+"""Portable step decorators: ``@resources``, ``@retry``, ``@catch``, ``@timeout``.
+
+They only annotate the step function; each compute adapter maps them onto its platform and
+fails loudly when it cannot (nothing is silently ignored). They work above or below ``@step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import FlowDefinitionError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    times: int = 3
+    minutes_between_retries: float = 0.0
+
+
+@dataclass(frozen=True)
+class CatchSpec:
+    var: str | None = None
+    print_exception: bool = True
+
+
+def _decorations(func: Callable[..., Any]) -> dict[str, Any]:
+    deco = func.__dict__.get("_lamina_decorations")
+    if deco is None:
+        deco = {}
+        func.__dict__["_lamina_decorations"] = deco
+    return deco
+
+
+def decorations(func: Callable[..., Any]) -> dict[str, Any]:
+    """What decorators a step function carries: ``resources``, ``retry``, ``catch``, ``timeout``."""
+    return dict(func.__dict__.get("_lamina_decorations", {}))
+
+
+def resources(
+    func: F | None = None,
+    *,
+    cpu: float | None = None,
+    memory: int | None = None,
+    gpu: int | None = None,
+    disk: int | None = None,
+) -> Any:
+    """Ask for resources: ``cpu`` cores, ``memory`` MiB, ``gpu`` count, ``disk`` GiB."""
+
+    def apply(f: F) -> F:
+        for name, value in (("cpu", cpu), ("memory", memory), ("gpu", gpu), ("disk", disk)):
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise FlowDefinitionError(
+                    f"@resources on step {f.__name__!r}: {name} must be a non-negative number, got {value!r}."
+                )
+        _decorations(f)["resources"] = {"cpu": cpu, "memory": memory, "gpu": gpu, "disk": disk}
+        return f
+
+    return apply(func) if func is not None else apply
+
+
+def retry(func: F | None = None, *, times: int = 3, minutes_between_retries: float = 0.0) -> Any:
+    """Run a failing step again, up to ``times`` more attempts."""
+
+    def apply(f: F) -> F:
+        if not isinstance(times, int) or times < 0:
+            raise FlowDefinitionError(
+                f"@retry on step {f.__name__!r}: times must be a non-negative integer, got {times!r}."
+            )
+        _decorations(f)["retry"] = RetrySpec(times, minutes_between_retries)
+        return f
+
+    return apply(func) if func is not None else apply
+
+
+def catch(func: F | None = None, *, var: str | None = None, print_exception: bool = True) -> Any:
+    """Let the flow go on when the step fails; the exception is stored in ``self.<var>``."""
+
+    def apply(f: F) -> F:
+        _decorations(f)["catch"] = CatchSpec(var, print_exception)
+        return f
+
+    return apply(func) if func is not None else apply
+
+
+def timeout(func: F | None = None, *, seconds: float = 0, minutes: float = 0, hours: float = 0) -> Any:
+    """Fail the step when one attempt runs longer than the given time."""
+
+    def apply(f: F) -> F:
+        total = seconds + 60 * minutes + 3600 * hours
+        if total <= 0:
+            raise FlowDefinitionError(
+                f"@timeout on step {f.__name__!r}: give seconds=, minutes= or hours= greater than 0."
+            )
+        _decorations(f)["timeout"] = float(total)
+        return f
+
+    return apply(func) if func is not None else apply

@@ -1,0 +1,94 @@
+"""Run flows from Python: notebooks, tests, other tools.
+
+```python
+from lamina import run_flow
+outcome = run_flow("flows/train.py", {"alpha": 0.3}, stack="local")
+```
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LaminaError, RunFailed
+from ..models import RunOutcome
+
+if TYPE_CHECKING:
+    from ..flow.spec import FlowSpec
+    from ..stack import Stack
+
+
+def resolve_flow(flow: str | Path | type[FlowSpec]) -> tuple[type[FlowSpec], str]:
+    from .task import load_flow_class
+
+    if isinstance(flow, str | Path):
+        path = str(Path(flow).resolve())
+        return load_flow_class(path, as_main=False), path
+    path = inspect.getsourcefile(flow)
+    if path is None:
+        raise LaminaError(
+            f"cannot find the file that defines {flow.__name__}: flows must live in a .py file."
+        )
+    return flow, str(Path(path).resolve())
+
+
+def run_flow(
+    flow: str | Path | type[FlowSpec],
+    params: dict[str, Any] | None = None,
+    *,
+    stack: str | Stack | None = None,
+    max_workers: int | None = None,
+    max_splits: int | None = None,
+    tags: list[str] | None = None,
+    echo: bool = True,
+    origin_run_id: str | None = None,
+    resume_step: str | None = None,
+    resume: bool = False,
+    raise_on_failure: bool = False,
+) -> RunOutcome:
+    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish."""
+    from ..stack import Stack, resolve_stack
+    from .scheduler import DEFAULT_MAX_SPLITS, RunDriver
+
+    flow_cls, flow_file = resolve_flow(flow)
+    flow_cls.graph().validate()
+    values = flow_cls.resolve_parameters(params or {})
+    resolved = stack if isinstance(stack, Stack) else resolve_stack(stack, Path(flow_file).parent)
+    owned = not isinstance(stack, Stack)
+    try:
+        if resume and not origin_run_id:
+            origin_run_id = latest_run_id(resolved, flow_cls.graph().name)
+        driver = RunDriver(
+            flow_cls,
+            flow_file,
+            resolved,
+            values,
+            max_workers=max_workers,
+            max_splits=max_splits or DEFAULT_MAX_SPLITS,
+            origin_run_id=origin_run_id,
+            resume_step=resume_step,
+            tags=tags,
+            echo=echo,
+        )
+        driver.start()
+        outcome = resolved.orchestration.run(driver) or driver.walk()
+    finally:
+        if owned:
+            resolved.close()
+    if not outcome.ok and raise_on_failure:
+        raise RunFailed(outcome.message)
+    return outcome
+
+
+def latest_run_id(stack: Stack, flow_name: str) -> str:
+    from ..versioning.metadata import MetadataStore
+
+    store = MetadataStore(stack.versioning.metadata_url())
+    run_id = store.latest_run_id(flow_name)
+    if run_id is None:
+        raise LaminaError(
+            f"resume: {flow_name} has no earlier run on stack {stack.name}; start one with `run`."
+        )
+    return run_id

@@ -1,0 +1,150 @@
+"""A warm worker: a process that has imported Lamina and the flow once, then forks one child per
+task. A child starts in microseconds with everything imported, and dies with whatever the step
+did to module state, memory or the interpreter, so isolation is as good as a fresh process.
+
+Protocol (JSON lines over two pipes given by file descriptor):
+  driver -> worker  {"op": "run", "handle": H, "spec": {...TaskSpec...}}
+                    {"op": "cancel", "handle": H}
+  worker -> driver  {"handle": H, "exit": CODE, "pid": PID}
+                    {"ready": true} once the flow is imported
+EOF of the driver's pipe (the driver died or finished) stops the worker and its children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+from typing import Any
+
+
+def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int:
+    from ..models import TaskSpec
+    from .task import EXIT_INFRA, load_flow_class, run_task
+
+    out = os.fdopen(fd_out, "wb", buffering=0)
+
+    def send(message: dict[str, Any]) -> None:
+        out.write((json.dumps(message) + "\n").encode())
+
+    try:
+        flow_cls = load_flow_class(flow_file, flow_name)
+        flow_cls.graph()
+        _preload()
+    except BaseException as exc:
+        send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    send({"ready": True})
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, str] = {}
+    by_handle: dict[str, int] = {}
+    buffer = b""
+    stopping = False
+    while True:
+        ready, _, _ = select.select([fd_in, wake_r] if not stopping else [wake_r], [], [], 1.0)
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+        if fd_in in ready:
+            chunk = os.read(fd_in, 1 << 20)
+            if not chunk:
+                stopping = True
+                for pid in children:
+                    _kill(pid, signal.SIGTERM)
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                message = json.loads(line)
+                if message["op"] == "run":
+                    spec = TaskSpec.model_validate(message["spec"])
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    pid = os.fork()
+                    if pid == 0:  # the task
+                        code = EXIT_INFRA
+                        try:
+                            os.close(fd_in)
+                            out.close()
+                            os.close(wake_r)
+                            os.close(wake_w)
+                            signal.set_wakeup_fd(-1)
+                            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                            os.setpgid(0, 0)
+                            code = run_task(spec, flow_cls)
+                        finally:
+                            try:
+                                sys.stdout.flush()
+                                sys.stderr.flush()
+                            finally:
+                                os._exit(code)
+                    children[pid] = message["handle"]
+                    by_handle[message["handle"]] = pid
+                elif message["op"] == "cancel":
+                    pid = by_handle.get(message["handle"])
+                    if pid in children:
+                        _kill(pid, signal.SIGTERM)
+        _reap(children, by_handle, send)
+        if stopping and not children:
+            return 0
+
+
+def _reap(children: dict[int, str], by_handle: dict[str, int], send: Any) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        handle = children.pop(pid, None)
+        if handle is None:
+            continue
+        by_handle.pop(handle, None)
+        code = os.waitstatus_to_exitcode(status)
+        try:
+            send({"handle": handle, "exit": code, "pid": pid})
+        except BrokenPipeError:
+            pass
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _preload() -> None:
+    """Import what every task needs, once, so forked children do not pay for it."""
+    import importlib
+
+    for module in ("lamina.versioning.artifacts", "lamina.versioning.serializers", "lamina.flow.current"):
+        importlib.import_module(module)
+    for optional in ("numpy", "pyarrow"):
+        try:
+            importlib.import_module(optional)
+        except ImportError:
+            pass
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lamina worker")
+    parser.add_argument("--flow-file", required=True)
+    parser.add_argument("--flow-name")
+    parser.add_argument("--fd-in", type=int, required=True)
+    parser.add_argument("--fd-out", type=int, required=True)
+    args = parser.parse_args(argv)
+    return serve(args.flow_file, args.flow_name, args.fd_in, args.fd_out)

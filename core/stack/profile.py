@@ -1,0 +1,251 @@
+"""Stack profiles: one TOML table per layer naming an adapter and its settings.
+
+```toml
+description = "Embedded: DuckDB, local workers, the built-in scheduler, files + SQLite"
+
+[data]
+adapter = "duckdb"
+database = ".lamina/data/warehouse.duckdb"   # the adapter's own settings
+
+[compute]
+adapter = "local"
+
+[orchestration]
+adapter = "local"
+
+[versioning]
+adapter = "local"
+
+[options]            # cross-cutting plugins, optional
+trace = false
+query_cache = false
+retry_attempts = 5
+```
+
+Profiles hold no secrets: a key that names a secret must reference the environment
+(``${SNOWFLAKE_PASSWORD}``), and every ``${VAR}`` is substituted only when the stack is resolved,
+so the profile recorded with a run never holds a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ProfileError
+from ..models import LAYERS
+
+if TYPE_CHECKING:
+    from ..discovery import Registry
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|access_key|api_key|credential)", re.I)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StackOptions(BaseModel):
+    """Cross-cutting plugins a profile turns on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trace: bool = False
+    query_cache: bool = False
+    retry_attempts: int = Field(default=5, ge=1, le=50)
+    retry_backoff: float = Field(default=0.05, ge=0, le=60)
+
+
+class LayerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    adapter: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class StackProfile(BaseModel):
+    """A parsed (not yet resolved) profile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    source: str
+    """Where it came from: a file path, or ``builtin:<name>``."""
+    origin: str = "builtin"
+    """``project``, ``user`` or the plugin that ships it."""
+    description: str = ""
+    layers: dict[str, LayerConfig]
+    options: StackOptions = Field(default_factory=StackOptions)
+
+    def to_snapshot(self) -> dict[str, Any]:
+        """The profile as recorded with a run: unresolved ``${VAR}`` references, so no secrets."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "layers": {layer: {"adapter": cfg.adapter, **cfg.settings} for layer, cfg in self.layers.items()},
+            "options": self.options.model_dump(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> StackProfile:
+        layers = {}
+        for layer, table in data["layers"].items():
+            table = dict(table)
+            layers[layer] = LayerConfig(adapter=table.pop("adapter"), settings=table)
+        return cls(
+            name=data["name"],
+            source=data.get("source", "snapshot"),
+            origin="snapshot",
+            description=data.get("description", ""),
+            layers=layers,
+            options=StackOptions(**data.get("options", {})),
+        )
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ProfileError(
+            f"{name!r} is not a valid stack name: use letters, digits, '-', '_' and '.', starting with a letter or digit."
+        )
+    return name
+
+
+def load_profile_file(path: Path, name: str | None = None, origin: str = "project") -> StackProfile:
+    """Parse and structurally validate a profile file. Adapter settings are checked by
+    :func:`validate_settings`, which needs the installed adapters."""
+    name = name or path.stem
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}. Fix the syntax and try again.") from exc
+    return parse_profile(raw, name=name, source=str(path), origin=origin)
+
+
+def parse_profile(raw: dict[str, Any], *, name: str, source: str, origin: str) -> StackProfile:
+    allowed = {"description", "options", *LAYERS}
+    for key in raw:
+        if key not in allowed:
+            raise ProfileError(
+                f"{source}: unknown top-level key {key!r}. A profile has the tables "
+                f"[{'], ['.join(LAYERS)}] and optionally [options] and 'description'."
+            )
+    layers: dict[str, LayerConfig] = {}
+    for layer in LAYERS:
+        table = raw.get(layer)
+        if table is None:
+            raise ProfileError(
+                f"{source}: table [{layer}] is missing. Every profile names one adapter per layer, "
+                f'e.g.\n  [{layer}]\n  adapter = "local"'
+            )
+        if not isinstance(table, dict):
+            raise ProfileError(f"{source}: [{layer}] must be a table, got {type(table).__name__}.")
+        adapter = table.get("adapter")
+        if not isinstance(adapter, str) or not adapter:
+            raise ProfileError(f"{source}: table [{layer}], key 'adapter' is missing or not a string.")
+        settings = {k: v for k, v in table.items() if k != "adapter"}
+        _reject_literal_secrets(source, layer, settings)
+        layers[layer] = LayerConfig(adapter=adapter, settings=settings)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError(f"{source}: key 'description' must be a string.")
+    options_raw = raw.get("options", {})
+    try:
+        options = (
+            StackOptions(**options_raw)
+            if isinstance(options_raw, dict)
+            else StackOptions.model_validate(options_raw)
+        )
+    except ValidationError as exc:
+        raise ProfileError(_format_validation(source, "options", exc)) from None
+    return StackProfile(
+        name=name, source=source, origin=origin, description=description, layers=layers, options=options
+    )
+
+
+def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], prefix: str = "") -> None:
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            _reject_literal_secrets(source, layer, value, f"{prefix}{key}.")
+        elif _SECRET_KEY.search(key) and isinstance(value, str) and value and not _ENV_REF.fullmatch(value):
+            raise ProfileError(
+                f"{source}: table [{layer}], key '{prefix}{key}' holds a literal secret. Profiles hold no "
+                f'secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
+                "or rely on the service's own credential chain."
+            )
+
+
+def validate_settings(profile: StackProfile, registry: Registry, *, resolve_env: bool) -> dict[str, Any]:
+    """Check every layer's adapter exists and its settings match the adapter's model.
+
+    :return: ``{layer: settings model instance}``; with ``resolve_env`` the ``${VAR}``
+        references are substituted first.
+    :raises ProfileError: naming the file, the table and the key.
+    """
+    out: dict[str, Any] = {}
+    for layer, cfg in profile.layers.items():
+        info = registry.adapter(layer, cfg.adapter)
+        if info is None:
+            from ..discovery import KNOWN_ADAPTERS
+
+            installed = ", ".join(registry.adapter_names(layer)) or "none"
+            known = KNOWN_ADAPTERS.get((layer, cfg.adapter))
+            raise ProfileError(
+                f"{profile.source}: table [{layer}], key 'adapter': "
+                + (
+                    f"the {layer} adapter {cfg.adapter!r} is not available ({known}). "
+                    if known
+                    else f"unknown {layer} adapter {cfg.adapter!r}. "
+                )
+                + f"Installed {layer} adapters: {installed}. `lamina plugins list` shows what is available."
+            )
+        settings = resolve_env_refs(cfg.settings, profile.source, layer) if resolve_env else cfg.settings
+        try:
+            out[layer] = info.settings.model_validate(settings)
+        except ValidationError as exc:
+            raise ProfileError(_format_validation(profile.source, layer, exc)) from None
+    return out
+
+
+def resolve_env_refs(value: Any, source: str, layer: str, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {
+            k: resolve_env_refs(v, source, layer, f"{key}{k}" if not key else f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [resolve_env_refs(v, source, layer, key) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if var in os.environ:
+            return os.environ[var]
+        if default is not None:
+            return default
+        raise ProfileError(
+            f"{source}: table [{layer}], key '{key}' references ${{{var}}}, which is not set. "
+            f"Export {var}, or write ${{{var}:-default}} to give a default."
+        )
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _format_validation(source: str, table: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "?"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        elif err["type"] == "missing":
+            parts.append(f"key '{key}' is required")
+        else:
+            parts.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return f"{source}: table [{table}]: " + "; ".join(parts) + "."

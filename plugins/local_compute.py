@@ -1,0 +1,266 @@
+"""The ``local`` compute adapter: tasks run on this machine in warm worker processes.
+
+A worker imports Lamina and the flow once and forks a child per task (see
+``lamina.runtime.worker``). Where ``fork`` is unavailable, or with ``mode = "process"``, each task
+runs in a new ``python -m lamina task`` process instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Literal
+
+from lamina.errors import LaminaError, ResourceUnsatisfiable
+from lamina.hookspecs import AdapterContext, hookimpl
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
+from pydantic import Field
+
+
+class LocalComputeSettings(AdapterSettings):
+    max_workers: int | None = Field(
+        default=None, ge=1, description="tasks at once; default: the number of cores"
+    )
+    mode: Literal["auto", "fork", "process"] = "auto"
+
+
+def machine() -> dict[str, Any]:
+    """What this machine offers: cores, memory (MiB), GPUs, free disk (GiB) of the project."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError, AttributeError):
+        memory = 0
+    gpus = 0
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5).stdout
+            gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+        except (OSError, subprocess.SubprocessError):
+            gpus = 0
+    return {"cpu": cores, "memory": memory, "gpu": gpus}
+
+
+class LocalCompute:
+    def __init__(self, settings: LocalComputeSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+        self._machine: dict[str, Any] | None = None
+        self._worker: subprocess.Popen[bytes] | None = None
+        self._to_worker: int | None = None
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._done: dict[str, TaskStatus] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._spec_files: dict[str, str] = {}
+        self._counter = 0
+        self._lock = threading.Lock()
+
+    # -- resources --------------------------------------------------------------------------
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        if self._machine is None:
+            self._machine = machine()
+        return self._machine
+
+    @hookimpl
+    def compute_validate(self, step: str, resources: Resources) -> str:
+        have = self.machine
+        problems = []
+        if resources.cpu is not None and resources.cpu > have["cpu"]:
+            problems.append(f"cpu={resources.cpu:g} but this machine has {have['cpu']} cores")
+        if resources.memory is not None and have["memory"] and resources.memory > have["memory"]:
+            problems.append(f"memory={resources.memory} MiB but this machine has {have['memory']} MiB")
+        if resources.gpu:
+            if resources.gpu > have["gpu"]:
+                problems.append(f"gpu={resources.gpu} but this machine has {have['gpu']} GPU(s)")
+        if resources.disk is not None:
+            free = shutil.disk_usage(self.context.project_dir).free // (1024**3)
+            if resources.disk > free:
+                problems.append(
+                    f"disk={resources.disk} GiB but {self.context.project_dir} has {free} GiB free"
+                )
+        if problems:
+            raise ResourceUnsatisfiable(
+                f"step '{step}': @resources cannot be met on the local stack: {'; '.join(problems)}. "
+                "Lower the request, or run on a stack whose compute offers it (--stack NAME)."
+            )
+        return f"local worker (this machine: {have['cpu']} cores, {have['memory'] // 1024} GiB, {have['gpu']} GPU)"
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _use_fork(self) -> bool:
+        if self.settings.mode == "process":
+            return False
+        has_fork = hasattr(os, "fork") and sys.platform != "win32"
+        if self.settings.mode == "fork" and not has_fork:
+            raise LaminaError(
+                "compute mode 'fork' was asked for, but this platform has no fork(); use mode = \"process\"."
+            )
+        return has_fork
+
+    @hookimpl
+    def compute_start(self, run_id: str, flow_file: str, stack: dict[str, Any], max_workers: int) -> None:
+        if not self._use_fork() or self._worker is not None:
+            return
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        env = dict(os.environ, LAMINA_PROJECT_DIR=str(self.context.project_dir))
+        self._worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lamina",
+                "worker",
+                "--flow-file",
+                flow_file,
+                "--fd-in",
+                str(to_worker_r),
+                "--fd-out",
+                str(from_worker_w),
+            ],
+            pass_fds=(to_worker_r, from_worker_w),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        self._to_worker = to_worker_w
+        threading.Thread(
+            target=self._read_events, args=(from_worker_r,), name="lamina-worker-events", daemon=True
+        ).start()
+
+    def _read_events(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as stream:
+            for line in stream:
+                self._events.put(json.loads(line))
+        self._events.put({"eof": True})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._to_worker is not None
+        data = (json.dumps(message) + "\n").encode()
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._to_worker, view) :]
+
+    @hookimpl
+    def compute_submit(self, task: TaskSpec) -> str:
+        self._counter += 1
+        handle = f"local-{self._counter}"
+        if self._worker is not None:
+            self._send({"op": "run", "handle": handle, "spec": task.model_dump(mode="json")})
+            return handle
+        fd, path = tempfile.mkstemp(prefix="lamina-task-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(task.model_dump_json())
+        env = dict(os.environ, LAMINA_PROJECT_DIR=str(self.context.project_dir))
+        self._spec_files[handle] = path
+        self._procs[handle] = subprocess.Popen(
+            [sys.executable, "-m", "lamina", "task", "--spec-file", path], env=env
+        )
+        return handle
+
+    @hookimpl
+    def compute_wait(self, handles: list[str], timeout: float) -> list[TaskStatus]:
+        wanted = set(handles)
+        deadline = time.monotonic() + timeout
+        while True:
+            finished = [self._done.pop(h) for h in list(self._done) if h in wanted]
+            for handle, proc in list(self._procs.items()):
+                if handle in wanted and proc.poll() is not None:
+                    del self._procs[handle]
+                    os.unlink(self._spec_files.pop(handle))
+                    finished.append(_status(handle, proc.returncode))
+            if finished:
+                return finished
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            try:
+                event = self._events.get(timeout=min(remaining, 0.05) if self._procs else remaining)
+            except queue.Empty:
+                continue
+            self._on_event(event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("eof"):
+            self._worker_died()
+        elif "ready" in event:
+            if not event["ready"]:
+                raise LaminaError(f"the local worker could not load the flow: {event.get('error')}")
+        else:
+            self._done[event["handle"]] = _status(event["handle"], event["exit"])
+
+    def _worker_died(self) -> None:
+        code = self._worker.wait() if self._worker else None
+        self._worker = None
+        raise LaminaError(
+            f"the local worker process exited unexpectedly (exit {code}); the run cannot go on. Resume it."
+        )
+
+    @hookimpl
+    def compute_cancel(self, handle: str) -> None:
+        if handle in self._procs:
+            self._procs[handle].terminate()
+        elif self._worker is not None:
+            self._send({"op": "cancel", "handle": handle})
+
+    @hookimpl
+    def compute_logs(self, handle: str) -> str:
+        return ""
+
+    @hookimpl
+    def compute_shutdown(self) -> None:
+        for proc in self._procs.values():
+            proc.terminate()
+        self._procs.clear()
+        if self._to_worker is not None:
+            os.close(self._to_worker)
+            self._to_worker = None
+        if self._worker is not None:
+            try:
+                self._worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._worker.kill()
+            self._worker = None
+
+    @hookimpl
+    def compute_check(self) -> CheckResult:
+        have = self.machine
+        return CheckResult(
+            layer="compute",
+            adapter="local",
+            ok=True,
+            message=f"{have['cpu']} cores, {have['memory'] // 1024} GiB memory, {have['gpu']} GPU; "
+            f"{'warm forked workers' if self._use_fork() else 'a process per task'}",
+        )
+
+    @hookimpl
+    def compute_transient_errors(self) -> tuple[type[BaseException], ...]:
+        return ()
+
+
+def _status(handle: str, code: int) -> TaskStatus:
+    return TaskStatus(
+        handle=handle,
+        state="succeeded" if code == 0 else "failed",
+        exit_code=code,
+        message="" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit status {code}"),
+    )
+
+
+ADAPTER = AdapterInfo(
+    layer="compute",
+    name="local",
+    settings=LocalComputeSettings,
+    factory=LocalCompute,
+    description="warm local worker processes, a forked child per task",
+)

@@ -1,0 +1,54 @@
+"""The ``local`` orchestration adapter: the built-in scheduler walks the DAG on this machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.errors import LaminaError
+from lamina.hookspecs import AdapterContext, hookimpl
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunOutcome
+
+
+class LocalOrchestrationSettings(AdapterSettings):
+    pass
+
+
+class LocalOrchestration:
+    def __init__(self, settings: LocalOrchestrationSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    @hookimpl
+    def orchestration_run(self, runtime: Any) -> RunOutcome:
+        return runtime.walk()
+
+    @hookimpl
+    def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
+        raise LaminaError(
+            "the local stack's orchestrator is the built-in scheduler, which runs flows while "
+            "`python flow.py run` runs; it has no service to deploy to. Deploy to a stack whose "
+            "orchestrator is a service, e.g. `python flow.py deploy --stack aws-sagemaker`."
+        )
+
+    @hookimpl
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+        raise LaminaError(
+            "the local stack has no deployed flows to trigger: run them with `python flow.py run`."
+        )
+
+    @hookimpl
+    def orchestration_check(self) -> CheckResult:
+        return CheckResult(layer="orchestration", adapter="local", ok=True, message="built-in scheduler")
+
+    @hookimpl
+    def orchestration_transient_errors(self) -> tuple[type[BaseException], ...]:
+        return ()
+
+
+ADAPTER = AdapterInfo(
+    layer="orchestration",
+    name="local",
+    settings=LocalOrchestrationSettings,
+    factory=LocalOrchestration,
+    description="the built-in scheduler, on this machine",
+)
