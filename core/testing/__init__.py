@@ -1,0 +1,1 @@
+"""Lamina's testing kit: conformance suites that every adapter's tests subclass."""
