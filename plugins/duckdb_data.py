@@ -706,13 +706,15 @@ class DuckDBData:
             )
         dirs = []
         for directory in self.data_dirs:
-            if directory.is_dir():
-                count = sum(
-                    1 for p in directory.iterdir() if p.suffix.lower() in FILE_SUFFIXES and p.is_file()
-                )
+            try:
+                count = sum(p.suffix.lower() in FILE_SUFFIXES and p.is_file() for p in directory.iterdir())
                 dirs.append(f"{self._shown(directory)} ({count} files)")
-            else:
+            except FileNotFoundError:
                 dirs.append(f"{self._shown(directory)} (missing)")
+            except OSError as exc:
+                return verdict(
+                    False, f"cannot list the data directory {directory}: {exc}", "fix its permissions"
+                )
         message = (
             f"DuckDB {duckdb.__version__}, database {self._shown(self.database)}"
             f"{' (created)' if created else ''}, tables: {len(catalog.db)}; "
