@@ -1,0 +1,300 @@
+"""The content-addressed store above every blob backend: artifacts, task records and logs.
+
+Backends only move bytes (:class:`BlobStore`, the versioning layer facade); this module owns
+hashing, dedup and serialization, the same way for every backend. An artifact's key is the
+SHA-256 of its serialized bytes (:func:`lamina.versioning.layout.artifact_key`), so a value
+stored by many tasks, runs or flows is kept, and uploaded, once.
+
+Saving streams the serializer's output through a hashing :class:`~.serializers.Sink`: small
+values stay in memory, large ones go straight to a temporary file (linked into place by a local
+store, uploaded by a remote one) with no full in-memory copy. Loading maps the blob from
+``local_path`` when the store is local; otherwise a large blob is fetched once into the local
+cache and mapped from there, and a small one is read as bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ArtifactNotFound, NotFound, StoreError
+from ..models import ArtifactRef, TaskRecord
+from . import layout
+from .serializers import CannotSerialize, Serializer, Sink, UnserializableArtifact, candidates, get_serializer
+
+
+class BlobStore(Protocol):
+    """The versioning layer facade: byte primitives over ``/``-separated keys.
+
+    The contract of each method is the matching ``versioning_*`` hook of
+    :class:`lamina.hookspecs.VersioningSpec`.
+    """
+
+    def put(
+        self,
+        key: str,
+        data: bytes | memoryview | None = None,
+        path: str | None = None,
+        overwrite: bool = False,
+    ) -> bool: ...
+    def get(self, key: str) -> bytes: ...
+    def local_path(self, key: str) -> str | None: ...
+    def fetch(self, key: str, path: str) -> None: ...
+    def exists(self, keys: list[str]) -> list[bool]: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, keys: list[str]) -> None: ...
+    def metadata_url(self) -> str: ...
+
+
+def default_cache_dir() -> Path:
+    """``$LAMINA_CACHE_DIR``, else ``$XDG_CACHE_HOME/lamina``, else ``~/.cache/lamina``."""
+    if os.environ.get("LAMINA_CACHE_DIR"):
+        return Path(os.environ["LAMINA_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lamina"
+
+
+class ArtifactStore:
+    """Saves and loads artifacts, task records, logs and run parameters through ``blobs``.
+
+    :param blobs: the versioning layer facade (see :class:`BlobStore`).
+    :param cache_dir: where temporary files and fetched blobs go. For a local blob store, pass a
+        directory on the same filesystem (e.g. ``<project>/.lamina/cache``): large artifacts are
+        then hard-linked into the store instead of copied.
+    :param spill_at: serialized sizes above this go through a temporary file, not memory.
+    :param map_at: blobs of at least this size are fetched to the cache and memory-mapped when
+        the store has no local path; smaller ones are read as bytes.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        spill_at: int = 8 << 20,
+        map_at: int = 1 << 20,
+    ) -> None:
+        self.blobs = blobs
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.spill_at = spill_at
+        self.map_at = map_at
+
+    # ------------------------------------------------------------------------------ artifacts
+
+    def save(self, value: Any, name: str | None = None) -> ArtifactRef:
+        """Serialize ``value``, store it under its content hash, and return its reference.
+
+        Idempotent, and cheap for a value already stored: the upload is skipped when the key
+        exists. ``name`` only improves error messages.
+
+        :raises UnserializableArtifact: no registered serializer can store ``value``.
+        """
+        type_name = f"{type(value).__module__}.{type(value).__qualname__}"
+        for serializer in candidates(value):
+            with Sink(self.cache_dir / "tmp", self.spill_at, serializer.size_hint(value)) as sink:
+                try:
+                    meta = serializer.dump(value, sink) or {}
+                except CannotSerialize:
+                    continue
+                except UnserializableArtifact as e:
+                    what = f"artifact {name!r}" if name else "a value"
+                    raise UnserializableArtifact(f"cannot store {what}: {e}") from e
+                result = sink.finish()
+                key = layout.artifact_key(result.digest)
+                if not self.blobs.exists([key])[0]:
+                    self.blobs.put(key, data=result.data, path=result.path, overwrite=False)
+                return ArtifactRef(
+                    key=key, serializer=serializer.name, size=result.size, type=type_name, meta=meta
+                )
+        raise UnserializableArtifact(f"no serializer accepts {type_name} (artifact {name!r})")
+
+    def load(self, ref: ArtifactRef) -> Any:
+        """Rebuild the value of ``ref``, memory-mapped where the format and the store allow.
+
+        :raises StoreError: the blob is missing, or its serializer is not registered.
+        """
+        serializer = get_serializer(ref.serializer)
+        path = self.blobs.local_path(ref.key)
+        if path is None and ref.size >= self.map_at and _maps(serializer):
+            path = self._cached(ref.key, ref.size)
+        if path is not None:
+            return serializer.load_path(path, ref.meta)
+        try:
+            data = self.blobs.get(ref.key)
+        except KeyError:
+            raise StoreError(_missing(ref.key)) from None
+        return serializer.load_bytes(data, ref.meta)
+
+    def _cached(self, key: str, size: int) -> str:
+        """A local copy of ``key`` in the cache (content-addressed, so valid forever)."""
+        target = self.cache_dir / "blobs" / key
+        if target.is_file() and target.stat().st_size == size:
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-")
+        os.close(fd)
+        try:
+            self.blobs.fetch(key, tmp)
+            os.replace(tmp, target)
+        except KeyError:
+            raise StoreError(_missing(key)) from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return str(target)
+
+    # -------------------------------------------------------------------------- task records
+
+    def save_record(self, record: TaskRecord) -> str:
+        """Store a task attempt's completion record (a task's last act); return its key.
+
+        Overwrites an earlier record of the same attempt, so a re-delivered attempt is
+        idempotent.
+        """
+        key = layout.task_record_key(
+            record.flow_name, record.run_id, record.step, record.task_id, record.attempt
+        )
+        self.blobs.put(key, data=record.model_dump_json().encode(), overwrite=True)
+        return key
+
+    def load_record(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> TaskRecord | None:
+        """The completion record of one attempt, or ``None`` if it has none (yet)."""
+        return self._record(layout.task_record_key(flow, run_id, step, task_id, attempt))
+
+    def latest_record(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRecord | None:
+        """The record of the task's highest attempt that wrote one, or ``None``."""
+        attempts = [
+            layout.parse_task_record_key(k)[4]
+            for k in self.blobs.list(layout.task_prefix(flow, run_id, step, task_id))
+            if k.endswith("/" + layout.RECORD_NAME)
+        ]
+        return self.load_record(flow, run_id, step, task_id, max(attempts)) if attempts else None
+
+    def run_records(self, flow: str, run_id: str) -> list[tuple[str, TaskRecord]]:
+        """Every task's latest record of a run, as ``(key, record)``, from the blobs alone.
+
+        This is what ``lamina sync`` replays into a metadata store for runs that no scheduler
+        recorded (a deployed flow whose database was unreachable).
+        """
+        latest: dict[tuple[str, str], tuple[int, str]] = {}
+        for key in self.blobs.list(layout.run_prefix(flow, run_id)):
+            if not key.endswith("/" + layout.RECORD_NAME):
+                continue
+            _, _, step, task_id, attempt = layout.parse_task_record_key(key)
+            if attempt >= latest.get((step, task_id), (-1, ""))[0]:
+                latest[(step, task_id)] = (attempt, key)
+        out = []
+        for _, key in sorted(latest.values(), key=lambda v: v[1]):
+            record = self._record(key)
+            if record is not None:
+                out.append((key, record))
+        return out
+
+    def _record(self, key: str) -> TaskRecord | None:
+        try:
+            raw = self.blobs.get(key)
+        except KeyError:
+            return None
+        try:
+            return TaskRecord.model_validate_json(raw)
+        except ValueError as e:
+            raise StoreError(f"task record {key!r} is not a valid TaskRecord: {e}") from e
+
+    # ------------------------------------------------------------------------ logs and params
+
+    def put_log(
+        self,
+        flow: str,
+        run_id: str,
+        step: str,
+        task_id: str,
+        attempt: int,
+        stream: layout.Stream,
+        data: bytes | str | None = None,
+        path: str | None = None,
+    ) -> str:
+        """Store (or replace, for progressive uploads) a task's ``stdout``/``stderr``; return the key."""
+        key = layout.log_key(flow, run_id, step, task_id, attempt, stream)
+        payload = data.encode() if isinstance(data, str) else data
+        self.blobs.put(key, data=payload if path is None else None, path=path, overwrite=True)
+        return key
+
+    def get_text(self, key: str) -> str:
+        """The UTF-8 text under ``key`` (undecodable bytes replaced).
+
+        :raises NotFound: no such key.
+        """
+        try:
+            return self.blobs.get(key).decode("utf-8", errors="replace")
+        except KeyError:
+            raise NotFound(f"nothing is stored under {key!r}") from None
+
+    def save_params(self, flow: str, run_id: str, params: dict[str, Any]) -> str:
+        """Store a run's parameters as JSON (for tasks that start without a database)."""
+        key = layout.run_params_key(flow, run_id)
+        self.blobs.put(key, data=json.dumps(params, sort_keys=True, default=str).encode(), overwrite=True)
+        return key
+
+    def load_params(self, flow: str, run_id: str) -> dict[str, Any]:
+        """A run's parameters. :raises NotFound: they were never stored."""
+        return json.loads(self.get_text(layout.run_params_key(flow, run_id)))
+
+
+def _maps(serializer: Serializer) -> bool:
+    return type(serializer).load_path is not Serializer.load_path
+
+
+def _missing(key: str) -> str:
+    return (
+        f"the blob {key!r} is missing from the blob store although metadata refers to it; "
+        "it may have been deleted, or the stack points at another bucket than the run used"
+    )
+
+
+class ArtifactNamespace:
+    """The artifacts of one task, loaded lazily: ``ns.model`` loads only ``model``, once.
+
+    ``name in ns``, ``list(ns)`` (names, sorted), ``ns["name"]`` (for names that clash with
+    Python syntax) and tab completion work without loading anything.
+    """
+
+    __slots__ = ("_store", "_refs", "_values", "_where")
+
+    def __init__(self, store: ArtifactStore, refs: dict[str, ArtifactRef], where: str = "this task") -> None:
+        self._store = store
+        self._refs = dict(refs)
+        self._values: dict[str, Any] = {}
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            ref = self._refs.get(name)
+            if ref is None:
+                existing = ", ".join(sorted(self._refs)) or "none"
+                raise ArtifactNotFound(f"{self._where} has no artifact {name!r}; its artifacts: {existing}")
+            self._values[name] = self._store.load(ref)
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._refs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._refs))
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._refs)
+
+    def __repr__(self) -> str:
+        return f"<artifacts of {self._where}: {', '.join(sorted(self._refs))}>"
