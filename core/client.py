@@ -1,0 +1,485 @@
+"""Read runs back from Python: ``Flow("TrainFlow").latest_run["train"].task.data.model``.
+
+The client reads the metadata store for what exists and the blob store for values, which load
+lazily (touching ``task.data.model`` loads ``model`` only, memory-mapped where possible).
+
+Namespaces: by default you see your own runs (user ``$LAMINA_USER``, else your login name).
+``namespace(None)`` shows everyone's; ``namespace("user:alice")`` Alice's; any other string is a
+tag (``namespace("team:vision")``). ``Run(...)`` of a run outside the namespace is ``NotFound``.
+
+Where the stores are: the current project's stack (``lamina.stack.resolve_stack()``, through
+the replaceable hook :func:`_open_stack`), unless :func:`use_store` set them explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import NotFound
+from .models import ArtifactRef, DataSnapshot, ForeachFrame
+from .versioning.artifacts import ArtifactNamespace, ArtifactStore
+
+if TYPE_CHECKING:  # SQLAlchemy loads when the first query runs, not on import
+    from .versioning.metadata import MetadataStore, RunInfo, TaskInfo
+
+__all__ = [
+    "Flow",
+    "Run",
+    "Step",
+    "Task",
+    "namespace",
+    "get_namespace",
+    "compare_runs",
+    "use_store",
+    "current_user",
+]
+
+_UNSET: Any = object()
+_stores: tuple[ArtifactStore, MetadataStore] | None = None
+_namespace: str | None = _UNSET
+
+
+def _open_stack() -> Any:
+    """Resolve the current project's stack (an object with ``.versioning`` and ``.project_dir``)."""
+    from .stack import resolve_stack  # type: ignore[attr-defined]
+
+    return resolve_stack()
+
+
+def use_store(artifact_store: ArtifactStore | None, metadata_store: MetadataStore | None) -> None:
+    """Read from these stores instead of the stack's; ``use_store(None, None)`` goes back."""
+    global _stores
+    if (artifact_store is None) != (metadata_store is None):
+        raise ValueError("use_store() takes both stores, or neither (None, None) to use the stack again")
+    _stores = (artifact_store, metadata_store) if artifact_store is not None else None  # type: ignore[assignment]
+
+
+def _get_stores() -> tuple[ArtifactStore, MetadataStore]:
+    global _stores
+    if _stores is None:
+        from .versioning.metadata import MetadataStore
+
+        stack = _open_stack()
+        cache = Path(stack.project_dir) / ".lamina" / "cache"
+        _stores = (
+            ArtifactStore(stack.versioning, cache_dir=cache),
+            MetadataStore(stack.versioning.metadata_url()),
+        )
+    return _stores
+
+
+def current_user() -> str:
+    """``$LAMINA_USER``, else the login name."""
+    return os.environ.get("LAMINA_USER") or getpass.getuser()
+
+
+def namespace(ns: str | None = _UNSET) -> str | None:
+    """Set the namespace (when given) and return the current one.
+
+    ``None``: all runs. ``"user:NAME"``: runs of that user. Anything else: runs with that tag.
+    """
+    global _namespace
+    if ns is not _UNSET:
+        _namespace = ns
+    return get_namespace()
+
+
+def get_namespace() -> str | None:
+    """The current namespace (``user:<you>`` until :func:`namespace` changes it)."""
+    return f"user:{current_user()}" if _namespace is _UNSET else _namespace
+
+
+def _namespace_filter() -> dict[str, Any]:
+    ns = get_namespace()
+    if ns is None:
+        return {}
+    if ns.startswith("user:"):
+        return {"user": ns[len("user:") :]}
+    return {"tags": [ns]}
+
+
+def _in_namespace(info: RunInfo) -> bool:
+    f = _namespace_filter()
+    return ("user" not in f or info.user == f["user"]) and all(t in info.tags for t in f.get("tags", []))
+
+
+class MetricPoint(NamedTuple):
+    step: int | None
+    value: float
+    at: dt.datetime
+
+
+class DataRead(NamedTuple):
+    step: str
+    task_id: str
+    snapshot: DataSnapshot
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """A run's code package: its blob key, and a way to unpack it."""
+
+    key: str
+
+    def restore(self, dest_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Unpack the package into ``dest_dir`` (which must be empty unless ``overwrite``)."""
+        from .versioning.codepkg import restore_code
+
+        return restore_code(_get_stores()[0], self.key, dest_dir, overwrite=overwrite)
+
+
+class Flow:
+    """A flow, by class name. :raises NotFound: it has no runs in the metadata store."""
+
+    def __init__(self, name: str) -> None:
+        known = _get_stores()[1].flows()
+        if name not in known:
+            raise NotFound(f"no flow named {name!r} has runs; flows with runs: {', '.join(known) or 'none'}")
+        self.name = name
+
+    def runs(
+        self,
+        *,
+        tag: str | Sequence[str] | None = None,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs in the current namespace, newest first; ``tag`` may be several (all must match).
+
+        ``status`` is ``running``, ``succeeded`` or ``failed``.
+        """
+        filt = _namespace_filter()
+        tags = list(filt.pop("tags", []))
+        tags += [tag] if isinstance(tag, str) else list(tag or [])
+        infos = _get_stores()[1].runs(
+            self.name, tags=tags, status=status, since=since, until=until, limit=limit, **filt
+        )
+        return [Run._from(i) for i in infos]
+
+    @property
+    def latest_run(self) -> Run | None:
+        found = self.runs(limit=1)
+        return found[0] if found else None
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        found = self.runs(status="succeeded", limit=1)
+        return found[0] if found else None
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs())
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r})"
+
+
+class Run:
+    """One run, by ``"run_id"`` or ``"Flow/run_id"``. :raises NotFound: unknown or outside the namespace."""
+
+    def __init__(self, pathspec: str) -> None:
+        flow, _, run_id = pathspec.rpartition("/")
+        info = _get_stores()[1].get_run(run_id)
+        if flow and info.flow != flow:
+            raise NotFound(f"run {run_id!r} belongs to flow {info.flow!r}, not {flow!r}")
+        if not _in_namespace(info):
+            raise NotFound(
+                f"run {pathspec!r} (user {info.user!r}) is outside the current namespace {get_namespace()!r}; "
+                "call lamina.client.namespace(None) to see every run"
+            )
+        self._info = info
+
+    @classmethod
+    def _from(cls, info: RunInfo) -> Run:
+        run = cls.__new__(cls)
+        run._info = info
+        return run
+
+    def refresh(self) -> Run:
+        """Re-read the run's row (status, tags) from the metadata store."""
+        self._info = _get_stores()[1].get_run(self.id)
+        return self
+
+    id = property(lambda self: self._info.id)
+    flow_name = property(lambda self: self._info.flow)
+    status = property(lambda self: self._info.status, doc="running, succeeded or failed")
+    user = property(lambda self: self._info.user)
+    params = property(lambda self: dict(self._info.params))
+    stack = property(lambda self: dict(self._info.stack), doc="the resolved stack, secrets redacted")
+    tags = property(lambda self: list(self._info.tags))
+    python_version = property(lambda self: self._info.python_version)
+    packages = property(lambda self: dict(self._info.packages))
+    origin_run_id = property(lambda self: self._info.origin_run_id, doc="the run this one resumed")
+    started_at = property(lambda self: self._info.started_at)
+    finished_at = property(lambda self: self._info.finished_at)
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.id}"
+
+    @property
+    def successful(self) -> bool:
+        return self._info.status == "succeeded"
+
+    @property
+    def finished(self) -> bool:
+        return self._info.status in ("succeeded", "failed")
+
+    @property
+    def code(self) -> CodeInfo | None:
+        return CodeInfo(self._info.code_key) if self._info.code_key else None
+
+    def add_tag(self, tag: str) -> None:
+        _get_stores()[1].add_tag(self.id, tag)
+        self.refresh()
+
+    def remove_tag(self, tag: str) -> None:
+        _get_stores()[1].remove_tag(self.id, tag)
+        self.refresh()
+
+    @property
+    def steps(self) -> list[Step]:
+        return [Step(self, name) for name in _get_stores()[1].steps(self.id)]
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __contains__(self, step: object) -> bool:
+        return step in _get_stores()[1].steps(self.id)
+
+    def __getitem__(self, step: str) -> Step:
+        names = _get_stores()[1].steps(self.id)
+        if step not in names:
+            raise NotFound(
+                f"run {self.pathspec} has no step {step!r}; its steps: {', '.join(names) or 'none yet'}"
+            )
+        return Step(self, step)
+
+    @property
+    def end_task(self) -> Task:
+        """The task of the ``end`` step. :raises NotFound: the run did not reach it."""
+        if "end" not in self:
+            raise NotFound(
+                f"run {self.pathspec} ({self.status}) has no 'end' step; "
+                f"read a step's artifacts instead, e.g. run['{(_get_stores()[1].steps(self.id) or ['start'])[-1]}'].task.data"
+            )
+        return self["end"].task
+
+    @property
+    def data(self) -> ArtifactNamespace:
+        """Artifacts of the ``end`` step's task."""
+        return self.end_task.data
+
+    @property
+    def data_reads(self) -> list[DataRead]:
+        """Every data read of the run's tasks (latest attempts), with the snapshot each saw."""
+        meta = _get_stores()[1]
+        tasks = meta.tasks(self.id)
+        reads = meta.data_reads([t.pk for t in tasks])
+        return [DataRead(t.step, t.task_id, d) for t in tasks for d in reads[t.pk]]
+
+    @property
+    def metrics(self) -> dict[str, list[MetricPoint]]:
+        """Metrics of all tasks (latest attempts), by name, in time order."""
+        meta = _get_stores()[1]
+        tasks = meta.tasks(self.id)
+        return _metric_points([m for ms in meta.metrics([t.pk for t in tasks]).values() for m in ms])
+
+    def __repr__(self) -> str:
+        return f"Run({self.pathspec!r})"
+
+
+class Step:
+    """One step of a run: ``run["train"]``."""
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.run = run
+        self.name = name
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.run.pathspec}/{self.name}"
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The step's tasks (several after a ``foreach``), latest attempt of each."""
+        return [Task._from(self.run, t) for t in _get_stores()[1].tasks(self.run.id, self.name)]
+
+    @property
+    def task(self) -> Task:
+        """The step's only task. :raises NotFound: the step has several (use ``.tasks``) or none."""
+        tasks = self.tasks
+        if len(tasks) != 1:
+            raise NotFound(
+                f"step {self.pathspec} has {len(tasks)} tasks, not one; iterate over .tasks instead"
+            )
+        return tasks[0]
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, task_id: str) -> Task:
+        return Task._from(self.run, _get_stores()[1].task(self.run.id, self.name, str(task_id)))
+
+    def __repr__(self) -> str:
+        return f"Step({self.pathspec!r})"
+
+
+class Task:
+    """One task (its latest attempt): ``Task("Flow/run_id/step/task_id")`` or ``run["step"].task``."""
+
+    def __init__(self, pathspec: str) -> None:
+        parts = pathspec.split("/")
+        if len(parts) not in (3, 4):
+            raise ValueError(
+                f"a task pathspec is 'Flow/run_id/step/task_id' or 'run_id/step/task_id', got {pathspec!r}"
+            )
+        run = Run("/".join(parts[:-2]))
+        self._run, self._info = run, _get_stores()[1].task(run.id, parts[-2], parts[-1])
+        self._data: ArtifactNamespace | None = None
+
+    @classmethod
+    def _from(cls, run: Run, info: TaskInfo) -> Task:
+        task = cls.__new__(cls)
+        task._run, task._info, task._data = run, info, None
+        return task
+
+    run = property(lambda self: self._run)
+    id = property(lambda self: self._info.task_id)
+    step_name = property(lambda self: self._info.step)
+    attempt = property(lambda self: self._info.attempt)
+    status = property(lambda self: self._info.status)
+    error = property(lambda self: self._info.error)
+    traceback = property(lambda self: self._info.traceback)
+    started_at = property(lambda self: self._info.started_at)
+    finished_at = property(lambda self: self._info.finished_at)
+    input_paths = property(lambda self: list(self._info.input_paths))
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self._run.pathspec}/{self.step_name}/{self.id}"
+
+    @property
+    def successful(self) -> bool:
+        return self._info.status == "succeeded"
+
+    @property
+    def finished(self) -> bool:
+        return self._info.status in ("succeeded", "failed")
+
+    @property
+    def foreach_stack(self) -> list[ForeachFrame]:
+        return list(self._info.foreach_stack)
+
+    @property
+    def index(self) -> int | None:
+        """The task's index in its innermost ``foreach``, or ``None``."""
+        return self._info.foreach_stack[-1].index if self._info.foreach_stack else None
+
+    @property
+    def artifacts(self) -> dict[str, ArtifactRef]:
+        """Artifact references by name (keys, sizes, serializers), loading nothing."""
+        return _get_stores()[1].artifacts([self._info.pk])[self._info.pk]
+
+    @property
+    def data(self) -> ArtifactNamespace:
+        """Artifacts by name, loaded on first access: ``task.data.model``."""
+        if self._data is None:
+            self._data = ArtifactNamespace(_get_stores()[0], self.artifacts, where=f"task {self.pathspec}")
+        return self._data
+
+    @property
+    def stdout(self) -> str:
+        return self._log(self._info.stdout_key)
+
+    @property
+    def stderr(self) -> str:
+        return self._log(self._info.stderr_key)
+
+    def _log(self, key: str | None) -> str:
+        if key is None:
+            return ""
+        try:
+            return _get_stores()[0].get_text(key)
+        except NotFound:
+            return ""
+
+    @property
+    def metrics(self) -> dict[str, list[MetricPoint]]:
+        """Logged metrics by name, each a list of ``(step, value, at)`` in time order."""
+        return _metric_points(_get_stores()[1].metrics([self._info.pk])[self._info.pk])
+
+    @property
+    def data_reads(self) -> list[DataSnapshot]:
+        return _get_stores()[1].data_reads([self._info.pk])[self._info.pk]
+
+    @property
+    def parent_tasks(self) -> list[Task]:
+        """The tasks whose outputs were this task's inputs."""
+        meta = _get_stores()[1]
+        parents = []
+        for path in self._info.input_paths:
+            step, _, task_id = path.rpartition("/")
+            parents.append(Task._from(self._run, meta.task(self._run.id, step, task_id)))
+        return parents
+
+    @property
+    def child_tasks(self) -> list[Task]:
+        """The tasks that took this task's outputs as inputs."""
+        me = f"{self.step_name}/{self.id}"
+        return [Task._from(self._run, t) for t in _get_stores()[1].tasks(self._run.id) if me in t.input_paths]
+
+    def __repr__(self) -> str:
+        return f"Task({self.pathspec!r})"
+
+
+def _metric_points(metrics: Sequence[Any]) -> dict[str, list[MetricPoint]]:
+    out: dict[str, list[MetricPoint]] = {}
+    for m in sorted(metrics, key=lambda m: m.at):
+        out.setdefault(m.name, []).append(MetricPoint(m.step, m.value, m.at))
+    return out
+
+
+_SCALARS = ("builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.NoneType")
+
+
+def compare_runs(a: Run | str, b: Run | str) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """What differs between two runs: ``{"params"|"metrics"|"artifacts": {name: (a, b)}}``.
+
+    Metrics compare their last value. Artifacts are those of each run's ``end`` task (empty if it
+    has none); small scalars compare by value, anything else by content key (equal keys mean
+    equal bytes). A name missing on one side shows ``None`` there.
+    """
+    ra, rb = (r if isinstance(r, Run) else Run(r) for r in (a, b))
+
+    def diff(x: dict[str, Any], y: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        return {k: (x.get(k), y.get(k)) for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)}
+
+    def last_metrics(r: Run) -> dict[str, float]:
+        return {name: points[-1].value for name, points in r.metrics.items()}
+
+    def artifacts(r: Run) -> dict[str, Any]:
+        if "end" not in r:
+            return {}
+        task = r.end_task
+        refs = task.artifacts
+        return {
+            n: task.data[n] if ref.type in _SCALARS and ref.size <= 1024 else ref.key
+            for n, ref in refs.items()
+        }
+
+    return {
+        "params": diff(ra.params, rb.params),
+        "metrics": diff(last_metrics(ra), last_metrics(rb)),
+        "artifacts": diff(artifacts(ra), artifacts(rb)),
+    }
