@@ -51,6 +51,11 @@ class StepNode:
         return "linear"
 
     @property
+    def is_split(self) -> bool:
+        """Fans out: a foreach, or a static branch into several steps (a join can be one too)."""
+        return bool(self.foreach) or len(self.out_funcs) > 1
+
+    @property
     def where(self) -> str:
         return f"{self.file}:{self.lineno}"
 
@@ -221,7 +226,7 @@ class FlowGraph:
                 return
             visited[name] = list(stack)
             node.split_parents = list(stack)
-            if node.type in ("foreach", "split"):
+            if node.is_split:
                 for target in node.out_funcs:
                     walk_into(target, [*stack, name], name)
             else:
@@ -266,7 +271,7 @@ class FlowGraph:
 
         walk("start", [])
         for node in self.nodes.values():
-            if node.type == "split" and node.matching_join:
+            if node.is_split and not node.foreach and node.matching_join:
                 join = self.nodes[node.matching_join]
                 arriving = [n for n in join.in_funcs if self._branch_root(n, node.name)]
                 if len(arriving) != len(node.out_funcs):
@@ -274,7 +279,7 @@ class FlowGraph:
                         f"join '{join.name}' ({join.where}) receives {len(arriving)} branch(es) but step "
                         f"'{node.name}' ({node.where}) splits into {len(node.out_funcs)}: every branch must reach the join."
                     )
-            if node.type in ("split", "foreach") and node.matching_join is None and not errors:
+            if node.is_split and node.matching_join is None and not errors:
                 errors.append(
                     f"the split at step '{node.name}' ({node.where}) is never joined: add a step that takes inputs."
                 )

@@ -54,12 +54,15 @@ def run_flow(
 
     flow_cls, flow_file = resolve_flow(flow)
     flow_cls.graph().validate()
-    values = flow_cls.resolve_parameters(params or {})
-    resolved = stack if isinstance(stack, Stack) else resolve_stack(stack, Path(flow_file).parent)
+    resolved = stack if isinstance(stack, Stack) else resolve_stack(stack)
     owned = not isinstance(stack, Stack)
     try:
-        if resume and not origin_run_id:
-            origin_run_id = latest_run_id(resolved, flow_cls.graph().name)
+        given = dict(params or {})
+        if resume or origin_run_id:
+            origin = origin_run(resolved, flow_cls.graph().name, origin_run_id)
+            origin_run_id = origin.id
+            given = {**origin.params, **given}  # a resumed run keeps its origin's parameters
+        values = flow_cls.resolve_parameters(given)
         driver = RunDriver(
             flow_cls,
             flow_file,
@@ -82,13 +85,26 @@ def run_flow(
     return outcome
 
 
-def latest_run_id(stack: Stack, flow_name: str) -> str:
+def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Any:
+    """The run to resume: the given one, else the latest of this flow by this user."""
+    from ..errors import NotFound
     from ..versioning.metadata import MetadataStore
+    from .scheduler import current_user
 
     store = MetadataStore(stack.versioning.metadata_url())
-    run_id = store.latest_run_id(flow_name)
-    if run_id is None:
+    if run_id:
+        try:
+            run = store.get_run(run_id)
+        except NotFound:
+            raise LaminaError(
+                f"resume: no run {run_id!r} on stack {stack.name}; `lamina runs {flow_name}` lists them."
+            ) from None
+        if run.flow != flow_name:
+            raise LaminaError(f"resume: run {run_id} is a run of {run.flow}, not {flow_name}.")
+        return run
+    runs = store.runs(flow_name, user=current_user(), limit=1)
+    if not runs:
         raise LaminaError(
             f"resume: {flow_name} has no earlier run on stack {stack.name}; start one with `run`."
         )
-    return run_id
+    return runs[0]

@@ -203,9 +203,8 @@ class RunDriver:
 
     def _failure_message(self, record: TaskRecord) -> str:
         return (
-            f"step '{record.step}' task {record.task_id} failed: {record.error}\n"
-            f"Run {self.run_id} failed. Fix the step, then resume (finished tasks are reused):\n"
-            f"    {self.resume_hint()}"
+            f"{self.progress._mark('fail')} run {self.run_id} failed at step '{record.step}' (task {record.task_id}). "
+            f"Fix the step, then resume; finished tasks are reused:\n    {self.resume_hint()}"
         )
 
     def _enqueue(
