@@ -387,6 +387,11 @@ class MetadataStore:
             for r in rows
         ]
 
+    def latest_run_id(self, flow: str, *, status: str | None = None, user: str | None = None) -> str | None:
+        """The id of the flow's newest run (optionally with that status or user), or ``None``."""
+        found = self.runs(flow, status=status, user=user, limit=1)
+        return found[0].id if found else None
+
     def steps(self, run_id: str) -> list[str]:
         """Step names of a run, in the order they first started."""
         with self._tx(write=False) as conn:

@@ -284,16 +284,16 @@ class PandasSerializer(ArrowSerializer):
     def dump(self, value: Any, out: Sink) -> dict[str, Any]:
         import pyarrow as pa
 
-        # Arrow would silently turn object columns into other dtypes (lists into arrays, object
-        # strings into the string dtype); such frames keep their exact types through pickle.
+        # Arrow would silently change some object columns (lists into arrays, NaN into None,
+        # object strings into the string dtype under pandas 3); those go through pickle.
         cols = value.columns
         if (
             value.attrs
             or cols.nlevels != 1
             or not cols.is_unique
             or any(not isinstance(c, (str, int)) for c in cols)
-            or any(_is_object(dt) for dt in value.dtypes)
-            or any(_is_object(value.index.get_level_values(i).dtype) for i in range(value.index.nlevels))
+            or not all(_arrow_exact(value[c]) for c in cols)
+            or not all(_arrow_exact(value.index.get_level_values(i)) for i in range(value.index.nlevels))
         ):
             raise CannotSerialize("not exactly representable in Arrow")
         try:
@@ -304,17 +304,37 @@ class PandasSerializer(ArrowSerializer):
         return {"rows": len(value)}
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
-        return super().load_bytes(data, meta).to_pandas()
+        return _writable_frame(super().load_bytes(data, meta).to_pandas())
 
     def load_path(self, path: str, meta: dict[str, Any]) -> Any:
-        # to_pandas copies: zero-copy frames would be read-only, and users mutate frames.
-        return super().load_path(path, meta).to_pandas()
+        return _writable_frame(super().load_path(path, meta).to_pandas())
 
 
-def _is_object(dtype: Any) -> bool:
+def _writable_frame(frame: Any) -> Any:
+    """``to_pandas`` copies columns into pandas blocks, except categorical codes, which stay
+    read-only views of the blob; copy those (small integers) so the frame is mutable."""
+    import pandas as pd
+
+    for i, dtype in enumerate(frame.dtypes):
+        if isinstance(dtype, pd.CategoricalDtype):
+            frame.isetitem(i, frame.iloc[:, i].copy())
+    return frame
+
+
+def _arrow_exact(values: Any) -> bool:
+    """Whether a column or index level comes back from Arrow with the same dtype and values."""
     import numpy as np
+    import pandas as pd
 
-    return isinstance(dtype, np.dtype) and dtype.kind == "O"
+    if not (isinstance(values.dtype, np.dtype) and values.dtype.kind == "O"):
+        return True
+    # object strings come back as object only while pandas does not infer its string dtype
+    infers_str = bool(getattr(pd.options.future, "infer_string", False))
+    return (
+        not infers_str
+        and pd.api.types.infer_dtype(values, skipna=False) == "string"
+        and not bool(pd.isna(values).any())
+    )
 
 
 class NumpySerializer(Serializer):

@@ -1,0 +1,198 @@
+"""The content-addressed artifact store: dedup, records, logs and the lazy artifact namespace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import RemoteBlobs, make_blobs
+from lamina.errors import ArtifactNotFound, NotFound, StoreError
+from lamina.models import ArtifactRef, Metric, TaskRecord
+from lamina.versioning import layout
+from lamina.versioning.artifacts import ArtifactNamespace, ArtifactStore
+
+MB = 1 << 20
+
+
+def _blob_bytes(project: Path) -> int:
+    root = project / ".lamina" / "blobs"
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+class CountingBlobs:
+    """Wraps a facade and counts uploads."""
+
+    def __init__(self, inner):
+        self.inner, self.puts = inner, 0
+
+    def put(self, *args, **kwargs):
+        self.puts += 1
+        return self.inner.put(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_the_key_is_the_sha256_of_the_stored_bytes(store, blobs):
+    ref = store.save({"a": 1})
+    import hashlib
+
+    assert ref.key == layout.artifact_key(hashlib.sha256(blobs.get(ref.key)).hexdigest())
+    assert ref.size == len(blobs.get(ref.key))
+    assert ref.type == "builtins.dict"
+
+
+def test_saving_an_equal_value_again_stores_and_uploads_nothing(blobs, project):
+    counting = CountingBlobs(blobs)
+    store = ArtifactStore(counting, cache_dir=project / "cache")
+    value = np.random.default_rng(0).random(MB // 8)
+    first = store.save(value)
+    size, puts = _blob_bytes(project), counting.puts
+    second = store.save(value.copy())
+    assert second == first
+    assert _blob_bytes(project) == size and counting.puts == puts
+
+
+def test_another_run_storing_the_same_large_value_adds_under_a_megabyte(project, blobs):
+    value = np.random.default_rng(1).random(20 * MB // 8)
+    run_a = ArtifactStore(blobs, cache_dir=project / "cache-a")
+    ref_a = run_a.save(value)
+    run_a.save_record(_record("r1", {"x": ref_a}))
+    before = _blob_bytes(project)
+    run_b = ArtifactStore(make_blobs(project), cache_dir=project / "cache-b")  # another process/run
+    ref_b = run_b.save(run_a.load(ref_a))  # e.g. a resumed run re-saving a loaded (mapped) value
+    run_b.save_record(_record("r2", {"x": ref_b}))
+    assert ref_b.key == ref_a.key
+    assert _blob_bytes(project) - before < MB
+
+
+def test_large_artifacts_leave_no_temporary_files_behind(store, project):
+    store.save(np.zeros(3 * MB))  # over spill_at: goes through a temp file
+    store.save(np.ones(3 * MB // 8))
+    leftovers = [p for p in (project / ".lamina" / "cache" / "tmp").iterdir()]
+    assert leftovers == []
+
+
+def test_remote_stores_fetch_large_blobs_once_into_the_cache_and_map_them(project):
+    remote = RemoteBlobs(make_blobs(project).adapter)
+    counting = CountingBlobs(remote)
+    fetched: list[str] = []
+    counting.fetch = lambda key, path: (fetched.append(key), remote.fetch(key, path))[1]
+    store = ArtifactStore(counting, cache_dir=project / "cache")
+    value = np.arange(2 * MB // 8, dtype=np.float64)
+    ref = store.save(value)
+    out = store.load(ref)
+    assert isinstance(out, np.memmap)
+    np.testing.assert_array_equal(store.load(ref), value)
+    assert fetched == [ref.key], "a cached blob is content-addressed: it is never fetched twice"
+    assert (project / "cache" / "blobs" / ref.key).stat().st_size == ref.size
+
+
+def test_a_missing_blob_is_reported_with_its_key(store, blobs):
+    ref = store.save("value")
+    blobs.delete([ref.key])
+    with pytest.raises(StoreError, match=ref.key):
+        store.load(ref)
+
+
+def _record(
+    run_id: str, artifacts: dict[str, ArtifactRef] | None = None, attempt: int = 0, **kw
+) -> TaskRecord:
+    return TaskRecord(
+        run_id=run_id,
+        flow_name="F",
+        step=kw.pop("step", "train"),
+        task_id=kw.pop("task_id", "1"),
+        attempt=attempt,
+        ok=kw.pop("ok", True),
+        artifacts=artifacts or {},
+        **kw,
+    )
+
+
+def test_task_records_round_trip_and_the_latest_attempt_wins(store):
+    assert store.load_record("F", "r1", "train", "1", 0) is None
+    assert store.latest_record("F", "r1", "train", "1") is None
+    first = _record("r1", ok=False, error="boom")
+    key = store.save_record(first)
+    assert key == layout.task_record_key("F", "r1", "train", "1", 0)
+    assert store.load_record("F", "r1", "train", "1", 0) == first
+    for attempt in (1, 2, 10):
+        store.save_record(_record("r1", attempt=attempt, metrics=[Metric(name="loss", value=attempt)]))
+    latest = store.latest_record("F", "r1", "train", "1")
+    assert latest is not None and latest.attempt == 10 and latest.metrics[0].value == 10
+
+
+def test_run_records_lists_every_task_s_latest_record_from_blobs_alone(store):
+    store.save_record(_record("r1", step="start", task_id="1"))
+    store.save_record(_record("r1", step="train", task_id="2", attempt=0, ok=False))
+    store.save_record(_record("r1", step="train", task_id="2", attempt=1))
+    store.save_record(_record("r12", step="start", task_id="1"))  # another run sharing a prefix
+    found = store.run_records("F", "r1")
+    assert [(r.step, r.task_id, r.attempt) for _, r in found] == [("start", "1", 0), ("train", "2", 1)]
+    assert all(key == layout.task_record_key("F", "r1", r.step, r.task_id, r.attempt) for key, r in found)
+
+
+def test_a_corrupt_record_is_an_error_naming_its_key(store, blobs):
+    key = layout.task_record_key("F", "r1", "train", "1", 0)
+    blobs.put(key, data=b"{not json", overwrite=True)
+    with pytest.raises(StoreError, match="record.json"):
+        store.load_record("F", "r1", "train", "1", 0)
+
+
+def test_logs_and_params_are_stored_as_text(store, tmp_path):
+    key = store.put_log("F", "r1", "train", "1", 0, "stdout", "epoch 1\n")
+    assert key.endswith("/0/stdout.log") and store.get_text(key) == "epoch 1\n"
+    store.put_log("F", "r1", "train", "1", 0, "stdout", "epoch 1\nepoch 2\n")  # progressive upload
+    assert store.get_text(key) == "epoch 1\nepoch 2\n"
+    logfile = tmp_path / "stderr.txt"
+    logfile.write_bytes(b"warn \xff\n")
+    key = store.put_log("F", "r1", "train", "1", 0, "stderr", path=str(logfile))
+    assert store.get_text(key) == "warn \ufffd\n"
+    with pytest.raises(NotFound, match="nothing is stored"):
+        store.get_text("runs/F/r1/none.log")
+    store.save_params("F", "r1", {"alpha": 0.5, "name": "x"})
+    assert store.load_params("F", "r1") == {"alpha": 0.5, "name": "x"}
+
+
+def test_the_namespace_loads_only_the_artifact_touched_and_only_once(store):
+    refs = {"small": store.save(1), "big": store.save(np.zeros(10)), "other": store.save("x")}
+    loads: list[str] = []
+    original = store.load
+    store.load = lambda ref: (loads.append(ref.key), original(ref))[1]  # type: ignore[method-assign]
+    ns = ArtifactNamespace(store, refs, where="task F/r1/train/1")
+    assert ns.small == 1 and ns.small == 1 and ns["small"] == 1
+    assert loads == [refs["small"].key]
+    assert "big" in ns and "nope" not in ns
+    assert list(ns) == ["big", "other", "small"] and len(ns) == 3
+    assert set(dir(ns)) >= {"big", "other", "small"}
+    assert loads == [refs["small"].key], "membership, listing and completion load nothing"
+
+
+def test_a_missing_artifact_names_itself_the_task_and_what_exists(store):
+    ns = ArtifactNamespace(store, {"model": store.save(1), "alpha": store.save(2)}, where="task F/r1/train/1")
+    with pytest.raises(
+        ArtifactNotFound, match=r"task F/r1/train/1 has no artifact 'modle'; its artifacts: alpha, model"
+    ):
+        _ = ns.modle
+    assert not hasattr(ns, "modle")  # ArtifactNotFound is an AttributeError
+    assert ns.alpha == 2
+
+
+def test_the_artifact_store_needs_no_local_filesystem_access_to_blobs(project):
+    """Against a remote store, small values come back through get() with no cache file."""
+    store = ArtifactStore(RemoteBlobs(make_blobs(project).adapter), cache_dir=project / "cache")
+    ref = store.save({"k": "v"})
+    assert store.load(ref) == {"k": "v"}
+    assert not (project / "cache" / "blobs").exists()
+
+
+def test_the_cache_dir_defaults_to_the_user_cache(monkeypatch, tmp_path, blobs):
+    monkeypatch.setenv("LAMINA_CACHE_DIR", str(tmp_path / "c"))
+    assert ArtifactStore(blobs).cache_dir == tmp_path / "c"
+    monkeypatch.delenv("LAMINA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ArtifactStore(blobs).cache_dir == tmp_path / "xdg" / "lamina"
+    assert os.fspath(ArtifactStore(blobs, cache_dir=tmp_path).cache_dir) == str(tmp_path)
