@@ -428,16 +428,21 @@ class Task:
         """The tasks whose outputs were this task's inputs."""
         meta = _get_stores()[1]
         parents = []
-        for path in self._info.input_paths:
-            step, _, task_id = path.rpartition("/")
-            parents.append(Task._from(self._run, meta.task(self._run.id, step, task_id)))
+        for path in self._info.input_paths:  # "step/task_id", or "step/task_id/attempt"
+            step, task_id, *attempt = path.split("/")
+            info = meta.task(self._run.id, step, task_id, int(attempt[0]) if attempt else None)
+            parents.append(Task._from(self._run, info))
         return parents
 
     @property
     def child_tasks(self) -> list[Task]:
         """The tasks that took this task's outputs as inputs."""
-        me = f"{self.step_name}/{self.id}"
-        return [Task._from(self._run, t) for t in _get_stores()[1].tasks(self._run.id) if me in t.input_paths]
+        me = [self.step_name, self.id]
+        return [
+            Task._from(self._run, t)
+            for t in _get_stores()[1].tasks(self._run.id)
+            if any(p.split("/")[:2] == me for p in t.input_paths)
+        ]
 
     def __repr__(self) -> str:
         return f"Task({self.pathspec!r})"

@@ -71,7 +71,7 @@ def make_run(
         losses = [Metric(name="loss", value=1.0 / (epoch + 1) + i, step=epoch) for epoch in range(3)]
         frame = ForeachFrame(step="start", index=i, count=3)
         task("train", str(2 + i), {"score": alpha * i}, ["start/1"], frame, losses, out=f"shard {i}\n")
-    task("join", "5", {"best": alpha * 2}, ["train/2", "train/3", "train/4"])
+    task("join", "5", {"best": alpha * 2}, ["train/2/0", "train/3/0", "train/4"])  # with or without attempt
     if reach_end:
         model = {"w": weights if weights is not None else np.ones(10)}
         task(
