@@ -40,8 +40,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
@@ -124,9 +124,16 @@ class MetadataStore:
     """
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
-        self.url = make_url(url)
+        self.url = _with_installed_driver(make_url(url))
         self.engine = self._make_engine(busy_timeout)
-        self._migrate()
+        try:
+            self._migrate()
+        except (OperationalError, ImportError) as e:
+            self.engine.dispose()
+            raise StoreError(
+                f"cannot open {self._where()}: {e}. Check `metadata_url` in the stack's [versioning] "
+                "table, that the server runs and the credentials (PGPASSWORD, ~/.pgpass) are set"
+            ) from e
 
     # ------------------------------------------------------------------------ engine, schema
 
@@ -137,8 +144,11 @@ class MetadataStore:
         memory = database in ("", ":memory:")
         if not memory and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        connect_args: dict[str, Any] = {"timeout": busy_timeout}
+        if memory:  # one shared connection, or every checkout would see a different empty database
+            connect_args["check_same_thread"] = False
         engine = create_engine(
-            self.url, connect_args={"timeout": busy_timeout}, **({"poolclass": StaticPool} if memory else {})
+            self.url, connect_args=connect_args, **({"poolclass": StaticPool} if memory else {})
         )
 
         @event.listens_for(engine, "connect")
@@ -495,6 +505,16 @@ class MetadataStore:
 
     def _where(self) -> str:
         return f"the metadata store {self.url.render_as_string(hide_password=True)}"
+
+
+def _with_installed_driver(url: URL) -> URL:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg (3) when only it is installed."""
+    if url.drivername == "postgresql":
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return url.set(drivername="postgresql+psycopg")
+    return url
 
 
 def _revision(conn: Connection) -> str | None:

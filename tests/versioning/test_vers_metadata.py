@@ -302,3 +302,19 @@ def test_two_runs_of_two_flows_writing_at_once_both_end_complete(db_url, how):
         assert all(len(v) == 1 for v in meta.data_reads(pks).values())
     assert sorted(r.flow for r in meta.runs()) == ["A", "B"]
     meta.close()
+
+
+def test_an_unreachable_database_is_a_clear_error():
+    with pytest.raises(StoreError, match=r"(?s)cannot open the metadata store postgresql\+psycopg:.*metadata_url"):
+        MetadataStore("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_an_in_memory_sqlite_store_works_across_threads():
+    store = MetadataStore("sqlite://")
+    run_id = _run(store)
+    seen: list[str] = []
+    thread = threading.Thread(target=lambda: seen.append(store.get_run(run_id).id))
+    thread.start()
+    thread.join()
+    assert seen == [run_id]
+    store.close()
