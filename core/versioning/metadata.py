@@ -258,14 +258,18 @@ class MetadataStore:
         step: str,
         task_id: str,
         attempt: int,
-        input_paths: list[str],
-        foreach_stack: list[ForeachFrame],
+        input_paths: Sequence[str],
+        foreach_stack: Sequence[ForeachFrame | dict[str, Any]],
     ) -> None:
-        """Record that an attempt of a task started (status ``running``). Idempotent."""
+        """Record that an attempt of a task started (status ``running``). Idempotent.
+
+        :param input_paths: the parents, ``step/task_id`` (optionally ``/attempt``).
+        :param foreach_stack: ``ForeachFrame`` models or their ``model_dump()``.
+        """
         values = {
             "status": "running",
             "input_paths": list(input_paths),
-            "foreach_stack": _jsonable(foreach_stack),
+            "foreach_stack": _jsonable(list(foreach_stack)),
             "started_at": utcnow(),
         }
         with self._tx() as conn:
@@ -527,12 +531,15 @@ def _revision(conn: Connection) -> str | None:
 
 def _insert_ignore(conn: Connection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
     """Insert a row unless one with the same ``keys`` exists (concurrency-safe)."""
-    if conn.dialect.name in ("sqlite", "postgresql"):
-        if conn.dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        conn.execute(dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=keys))
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        conn.execute(sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=keys))
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        conn.execute(postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=keys))
         return
     try:
         with conn.begin_nested():
@@ -552,7 +559,9 @@ def _upsert_task(
         conn.execute(update(t).where(t.c.id == pk).values(values))
         return int(pk)
     row = {"run_id": run_id, "step": step, "task_id": task_id, "attempt": attempt, **values}
-    return int(conn.execute(insert(t).values(row)).inserted_primary_key[0])
+    inserted = conn.execute(insert(t).values(row)).inserted_primary_key
+    assert inserted is not None
+    return int(inserted[0])
 
 
 def _snapshot_row(d: DataSnapshot) -> dict[str, Any]:

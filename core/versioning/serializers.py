@@ -543,7 +543,7 @@ def _zstd_write(segments: list[memoryview], body_len: int, out: Sink) -> None:
     import zstandard
 
     cctx = zstandard.ZstdCompressor(level=3, threads=-1 if body_len > 8 << 20 else 0)
-    with cctx.stream_writer(out, size=body_len, closefd=False) as writer:
+    with cctx.stream_writer(out, size=body_len, closefd=False) as writer:  # type: ignore[arg-type]
         for s in segments:
             for start in range(0, s.nbytes, CHUNK):
                 writer.write(s[start : start + CHUNK])
