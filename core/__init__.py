@@ -14,6 +14,7 @@ _EXPORTS: dict[str, str] = {
     "FlowSpec": "lamina.flow.spec",
     "step": "lamina.flow.spec",
     "Parameter": "lamina.flow.spec",
+    "JSONType": "lamina.flow.spec",
     "resources": "lamina.flow.decorators",
     "retry": "lamina.flow.decorators",
     "catch": "lamina.flow.decorators",
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .errors import LaminaError
     from .flow.current import current
     from .flow.decorators import catch, resources, retry, timeout
-    from .flow.spec import FlowSpec, Parameter, step
+    from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow
     from .stack import resolve_stack

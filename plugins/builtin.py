@@ -11,6 +11,7 @@ import importlib
 from importlib.resources import files
 from pathlib import Path
 
+from lamina.errors import PluginError
 from lamina.hookspecs import hookimpl
 from lamina.models import AdapterInfo
 
@@ -38,7 +39,13 @@ def lamina_adapters() -> list[AdapterInfo]:
             if exc.name == module_name and module_name in OPTIONAL_ADAPTER_MODULES:
                 continue  # not part of this build
             raise
-        adapters = getattr(module, "ADAPTERS", None) or [module.ADAPTER]
+        if getattr(module, "__file__", None) is None:
+            continue  # a folder without __init__.py is not an adapter module
+        adapters = getattr(module, "ADAPTERS", None) or (
+            [module.ADAPTER] if hasattr(module, "ADAPTER") else None
+        )
+        if not adapters:
+            raise PluginError(f"built-in adapter module {module_name} defines neither ADAPTER nor ADAPTERS.")
         found.extend(adapters)
     return found
 

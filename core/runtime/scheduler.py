@@ -199,7 +199,9 @@ class RunDriver:
         return RunOutcome(run_id=self.run_id, ok=False, failed_step=self.failure.step, message=message)
 
     def resume_hint(self) -> str:
-        return f"python {os.path.relpath(self.flow_file)} resume --origin-run-id {self.run_id}"
+        rel = os.path.relpath(self.flow_file)
+        shown = rel if not rel.startswith("..") else self.flow_file
+        return f"python {shown} resume --origin-run-id {self.run_id}"
 
     def _failure_message(self, record: TaskRecord) -> str:
         return (

@@ -47,7 +47,7 @@ def load_flow_class(flow_file: str, flow_name: str | None = None, *, as_main: bo
 
     path = str(Path(flow_file).resolve())
     cache_key = f"{path}|{as_main}"
-    if cache_key in _LOADED_FLOWS:
+    if as_main and cache_key in _LOADED_FLOWS:  # a driver reloads: the file may have been edited
         return _LOADED_FLOWS[cache_key]
     if not os.path.isfile(path):
         raise FlowDefinitionError(f"{flow_file}: no such flow file.")
@@ -189,8 +189,8 @@ def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecor
 # -- running -----------------------------------------------------------------------------------
 
 
-class _Timeout(Exception):
-    pass
+class StepTimeout(Exception):
+    """A step ran longer than its ``@timeout``."""
 
 
 def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool = True) -> int:
@@ -310,7 +310,7 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     if limit:
 
         def on_alarm(signum: int, frame: object) -> None:
-            raise _Timeout(f"step '{spec.step}' ran longer than its @timeout of {limit:g} s")
+            raise StepTimeout(f"step '{spec.step}' ran longer than its @timeout of {limit:g} s")
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, float(limit))
@@ -324,7 +324,7 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
         if catch is None or spec.attempt + 1 < spec.max_attempts:
             raise
         if catch.print_exception:
-            traceback.print_exc()
+            print(_user_traceback(exc), file=sys.stderr, end="")
         if catch.var:
             setattr(flow, catch.var, f"{type(exc).__name__}: {exc}")
         if flow.__dict__.get("_lamina_next") is None and node.out_funcs and not node.foreach:

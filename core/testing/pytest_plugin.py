@@ -24,7 +24,7 @@ pytest.register_assert_rewrite("lamina.testing.data_suite", "lamina.testing.vers
 
 
 @pytest.fixture
-def lamina_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def lamina_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     project = tmp_path / "project"
     (project / ".lamina").mkdir(parents=True)
     monkeypatch.chdir(project)
@@ -33,10 +33,13 @@ def lamina_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LAMINA_STACK", raising=False)
     monkeypatch.delenv("LAMINA_PROJECT_DIR", raising=False)
     monkeypatch.delenv("LAMINA_DISABLE_PLUGINS", raising=False)
+    from lamina import client
     from lamina.discovery import reset_registry
 
     reset_registry()
-    return project
+    client.use_store(None, None)  # the client finds this project's stores afresh
+    yield project
+    client.use_store(None, None)
 
 
 @pytest.fixture

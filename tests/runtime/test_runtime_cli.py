@@ -1,0 +1,167 @@
+"""``python flow.py run | resume | show | check`` as a user types them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lamina import Run
+from runtime_helpers import FLOWS, flow_cli, read_counts
+
+pytestmark = pytest.mark.usefixtures("lamina_project")
+
+
+@pytest.mark.parametrize(
+    ("flow", "expected"),
+    [
+        ("bad/no_end.py", "has no 'end' step"),
+        ("bad/no_next.py", "step 'middle' (%s:10) never calls self.next"),
+        ("bad/unreachable.py", "step 'orphan' (%s:10) is unreachable"),
+        ("bad/join_arity.py", "step 'end' (%s:22) is reached from b, join but does not take inputs"),
+        ("bad/not_a_join.py", "step 'middle' (%s:10) takes inputs but joins no split"),
+        ("bad/bad_target.py", "goes to self.ennd, which is not a step"),
+    ],
+)
+def test_check_reports_graph_errors_with_step_and_line(flow: str, expected: str) -> None:
+    result = flow_cli(flow, "check")
+    assert result.returncode == 2, result.stderr
+    assert (expected % (FLOWS / flow) if "%s" in expected else expected) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_and_show_on_a_valid_flow() -> None:
+    check = flow_cli("nested.py", "check")
+    assert check.returncode == 0, check.stderr
+    assert "the graph is valid (6 steps" in check.stdout
+    show = flow_cli("nested.py", "show")
+    assert show.returncode == 0
+    assert "fan  [foreach]" in show.stdout and "=> foreach self.inner -> leaf" in show.stdout
+
+
+@pytest.mark.parametrize(
+    ("flow", "expected"),
+    [
+        ("bad/foreach_missing.py", "foreach='items' but self.items was never assigned"),
+        ("bad/foreach_scalar.py", "needs something iterable, but self.items is a int"),
+    ],
+)
+def test_foreach_over_a_missing_or_scalar_attribute_names_step_and_line(flow: str, expected: str) -> None:
+    result = flow_cli(flow, "run")
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert f"step 'start' ({FLOWS / flow}:6)" in result.stderr
+
+
+def test_unsatisfiable_resources_fail_before_anything_runs() -> None:
+    result = flow_cli("bad/too_big.py", "run")
+    assert result.returncode == 2
+    assert "step 'train': @resources cannot be met on the local stack: cpu=4096" in result.stderr
+    assert "[start/0]" not in result.stdout + result.stderr  # nothing was submitted
+    assert flow_cli("bad/too_big.py", "check").returncode == 2
+
+
+def test_parameters_on_the_command_line_and_their_errors() -> None:
+    ok = flow_cli("linear_params.py", "run", "--n", "3", "--alpha", "0.25", "--flag", "true")
+    assert ok.returncode == 0, ok.stderr
+    run_id = ok.stderr.split(" · run ")[1].split()[0]
+    assert Run(run_id).params["alpha"] == 0.25
+    missing = flow_cli("linear_params.py", "run")
+    assert missing.returncode == 2 and "required parameter(s) missing: --n" in missing.stderr
+    bad = flow_cli("linear_params.py", "run", "--n", "three")
+    assert bad.returncode == 2 and "parameter --n: 'three' is not a valid int" in bad.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_output_is_live_prefixed_and_progress_is_shown() -> None:
+    result = flow_cli("counted_foreach.py", "run", "--width", "3")
+    assert result.returncode == 0, result.stderr
+    assert "✓ work  3 tasks" in result.stderr
+    assert "✓ run " in result.stderr and "finished" in result.stderr
+
+
+def test_a_failed_task_shows_its_traceback_once_with_the_resume_command(counts: Path) -> None:
+    result = flow_cli("counted_foreach.py", "run", "--broken", "1", "--max-workers", "1")
+    assert result.returncode == 1
+    err = result.stderr
+    assert err.count("ValueError: item 1 is broken") == 2  # the summary line and the traceback's last line
+    assert err.count("Traceback (most recent call last)") == 1
+    assert 'counted_foreach.py", line 33, in work' in err
+    assert "core/runtime" not in err  # only the user's frames
+    assert "resume --origin-run-id" in err
+
+
+def test_resume_reuses_finished_tasks_and_origin_parameters(counts: Path) -> None:
+    first = flow_cli("counted_foreach.py", "run", "--broken", "2", "--width", "5", "--max-workers", "1")
+    assert first.returncode == 1
+    before = read_counts(counts)
+    assert before["work-2"] == 1 and "work-3" not in before
+    resumed = flow_cli("counted_foreach.py", "resume", env={"FIXED": "1"})
+    assert resumed.returncode == 0, resumed.stderr
+    after = read_counts(counts)
+    assert after["start"] == 1 and after["work-0"] == 1 and after["work-1"] == 1  # reused, not re-run
+    assert after["work-2"] == 2 and after["work-4"] == 1 and after["end"] == 1
+    run = Run(resumed.stderr.split(" · run ")[1].split()[0])
+    assert run.data.squares == [0, 1, 4, 9, 16]
+    assert run.params["width"] == 5  # the origin's parameters
+    assert run["work"]["0"].artifacts["square"] == Run(run.origin_run_id)["work"]["0"].artifacts["square"]
+
+
+def test_resume_from_a_named_step_reruns_it_and_what_follows(counts: Path) -> None:
+    assert flow_cli("counted_foreach.py", "run", "--width", "2").returncode == 0
+    again = flow_cli("counted_foreach.py", "resume", "join")
+    assert again.returncode == 0, again.stderr
+    c = read_counts(counts)
+    assert c["start"] == 1 and c["work-0"] == 1 and c["join"] == 2 and c["end"] == 2
+
+
+def test_resume_after_the_runtime_was_killed_mid_foreach(counts: Path) -> None:
+    env = {**os.environ}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(FLOWS / "counted_foreach.py"),
+            "run",
+            "--width",
+            "12",
+            "--sleep",
+            "0.4",
+            "--max-workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [n for n in (p.name for p in counts.iterdir()) if n.startswith("work-")]
+        if len(done) >= 5:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    time.sleep(1)  # let the orphaned worker notice and stop
+    before = read_counts(counts)
+    assert "join" not in before and len([k for k in before if k.startswith("work-")]) < 12
+    resumed = flow_cli("counted_foreach.py", "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = read_counts(counts)
+    assert after["start"] == 1
+    reran = [k for k in before if k.startswith("work-") and after[k] > before[k]]
+    finished_before = [k for k in before if k.startswith("work-")]
+    assert len(reran) <= 2, f"finished tasks were re-run: {reran}"  # at most the ones killed mid-flight
+    assert len(finished_before) - len(reran) >= 3
+    assert all(after[f"work-{i}"] >= 1 for i in range(12))
+    assert "reused" in resumed.stderr
+
+
+def test_max_splits_caps_a_foreach() -> None:
+    result = flow_cli("counted_foreach.py", "run", "--width", "20", "--max-splits", "10")
+    assert result.returncode != 0
+    assert "fans out over 20 items, more than the cap of 10" in result.stderr
