@@ -32,7 +32,28 @@ _EXPORTS: dict[str, str] = {
     "LaminaError": "lamina.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Flow",
+    "FlowSpec",
+    "JSONType",
+    "LaminaError",
+    "Parameter",
+    "Run",
+    "Step",
+    "Task",
+    "catch",
+    "compare_runs",
+    "current",
+    "hookimpl",
+    "namespace",
+    "resolve_stack",
+    "resources",
+    "retry",
+    "run_flow",
+    "step",
+    "timeout",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from .client import Flow, Run, Step, Task, compare_runs, namespace

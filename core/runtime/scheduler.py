@@ -407,12 +407,21 @@ def _indent(text: str) -> str:
 
 
 def _packages() -> dict[str, str]:
-    """Versions of the installed distributions, recorded with each run."""
-    from importlib.metadata import distributions
+    """Versions of the installed distributions, recorded with each run.
+
+    Read from the ``*.dist-info`` folder names (``name-version.dist-info``) rather than by
+    parsing every METADATA file, which costs a quarter of a second on a typical environment.
+    """
+    import sys
 
     found: dict[str, str] = {}
-    for dist in distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found[name] = dist.version
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info") and "-" in name:
+                dist, _, version = name[: -len(".dist-info")].partition("-")
+                found.setdefault(dist.replace("_", "-").lower(), version)
     return dict(sorted(found.items()))

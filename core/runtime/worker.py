@@ -65,6 +65,7 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int
                 message = json.loads(line)
                 if message["op"] == "run":
                     spec = TaskSpec.model_validate(message["spec"])
+                    _warm(spec)
                     sys.stdout.flush()
                     sys.stderr.flush()
                     pid = os.fork()
@@ -78,7 +79,11 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int
                             signal.set_wakeup_fd(-1)
                             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                             os.setpgid(0, 0)
-                            code = run_task(spec, flow_cls)
+                            code = (
+                                _run_profiled(spec, flow_cls)
+                                if os.environ.get("LAMINA_PROFILE_TASKS")
+                                else run_task(spec, flow_cls)
+                            )
                         finally:
                             try:
                                 sys.stdout.flush()
@@ -94,6 +99,29 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int
         _reap(children, by_handle, send)
         if stopping and not children:
             return 0
+
+
+def _warm(spec: Any) -> None:
+    """Build the run's stack and its versioning layer once, in the worker, so every forked task
+    inherits them instead of resolving the profile again."""
+    from .task import task_stack
+
+    stack = task_stack(spec)
+    stack.versioning  # noqa: B018 - building the layer is the point
+
+
+def _run_profiled(spec: Any, flow_cls: Any) -> int:
+    """``LAMINA_PROFILE_TASKS=DIR``: write a cProfile of each task to DIR (for performance work)."""
+    import cProfile
+
+    from .task import run_task
+
+    profiler = cProfile.Profile()
+    code = profiler.runcall(run_task, spec, flow_cls)
+    folder = os.environ["LAMINA_PROFILE_TASKS"]
+    os.makedirs(folder, exist_ok=True)
+    profiler.dump_stats(os.path.join(folder, f"{spec.step}-{spec.task_id}-{spec.attempt}.prof"))
+    return code
 
 
 def _reap(children: dict[int, str], by_handle: dict[str, int], send: Any) -> None:
