@@ -73,7 +73,9 @@ class PluginSpec:
         """
 
     @hookspec
-    def lamina_run_started(self, run_id: str, flow_name: str, stack_name: str, params: dict[str, Any]) -> None:
+    def lamina_run_started(
+        self, run_id: str, flow_name: str, stack_name: str, params: dict[str, Any]
+    ) -> None:
         """Called by the scheduler once a run's metadata exists, before its first task."""
 
     @hookspec
@@ -151,6 +153,15 @@ class ComputeSpec:
         """
 
     @hookspec(firstresult=True)
+    def compute_queue_depth(self) -> int:
+        """How many tasks beyond ``max_workers`` the scheduler may hand over ahead of time.
+
+        An adapter that queues tasks itself and never runs more than ``max_workers`` at once
+        answers a positive number, so its workers start the next task without waiting for the
+        scheduler. Adapters that start every submitted task at once answer 0 (the default).
+        """
+
+    @hookspec(firstresult=True)
     def compute_wait(self, handles: list[str], timeout: float) -> list[TaskStatus]:
         """Wait up to ``timeout`` seconds for any of ``handles`` to finish.
 
@@ -221,7 +232,9 @@ class VersioningSpec:
     """
 
     @hookspec(firstresult=True)
-    def versioning_put(self, key: str, data: bytes | memoryview | None, path: str | None, overwrite: bool) -> bool:
+    def versioning_put(
+        self, key: str, data: bytes | memoryview | None, path: str | None, overwrite: bool
+    ) -> bool:
         """Store bytes (``data``) or a local file (``path``) under ``key``, atomically.
 
         Readers never see a partial object. With ``overwrite=False`` an existing key is kept.

@@ -60,6 +60,7 @@ class LocalCompute:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._spec_files: dict[str, str] = {}
         self._counter = 0
+        self._max_workers = settings.max_workers or (os.cpu_count() or 1)
         self._lock = threading.Lock()
 
     # -- resources --------------------------------------------------------------------------
@@ -108,6 +109,7 @@ class LocalCompute:
 
     @hookimpl
     def compute_start(self, run_id: str, flow_file: str, stack: dict[str, Any], max_workers: int) -> None:
+        self._max_workers = min(max_workers, self.settings.max_workers or max_workers)
         if not self._use_fork() or self._worker is not None:
             return
         to_worker_r, to_worker_w = os.pipe()
@@ -125,6 +127,8 @@ class LocalCompute:
                 str(to_worker_r),
                 "--fd-out",
                 str(from_worker_w),
+                "--max-workers",
+                str(self._max_workers),
             ],
             pass_fds=(to_worker_r, from_worker_w),
             stdin=subprocess.DEVNULL,
@@ -150,6 +154,12 @@ class LocalCompute:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._to_worker, view) :]
+
+    @hookimpl
+    def compute_queue_depth(self) -> int:
+        # the warm worker queues tasks and runs at most max_workers at once, so hand it a few
+        # ahead: it forks the next one the moment a task ends, without a round trip to us
+        return self._max_workers if self._worker is not None else 0
 
     @hookimpl
     def compute_submit(self, task: TaskSpec) -> str:

@@ -160,14 +160,18 @@ class RunDriver:
     # -- walking ----------------------------------------------------------------------------
 
     def walk(self) -> RunOutcome:
+        from .metawriter import MetadataWriter
+
+        self.writer = MetadataWriter(self.metadata)
         compute = self.stack.compute
         compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         ok = False
         try:
             self._enqueue("start", [], [], None)
             self.progress.expect("start", 1)
+            in_flight = self.max_workers + compute.queue_depth()
             while self._ready or self._running:
-                while self._ready and len(self._running) < self.max_workers and self.failure is None:
+                while self._ready and len(self._running) < in_flight and self.failure is None:
                     self._submit(self._ready.popleft())
                 if self.failure is not None:
                     self._ready.clear()
@@ -180,11 +184,13 @@ class RunDriver:
         except KeyboardInterrupt:
             for handle in list(self._running):
                 compute.cancel(handle)
+            self.writer.close()
             self.metadata.finish_run(self.run_id, ok=False)
             self.progress.say(f"interrupted. Resume with: {self.resume_hint()}")
             raise
         finally:
             compute.shutdown()
+        self.writer.close()
         self.metadata.finish_run(self.run_id, ok=ok)
         from ..discovery import get_registry
 
@@ -255,24 +261,14 @@ class RunDriver:
         key = layout.task_record_key(self.flow_name, self.run_id, spec.step, spec.task_id, 0)
         self.stack.versioning.put(key, data=record.model_dump_json().encode(), overwrite=True)
         self._cloned.add((spec.step, spec.task_id))
-        self.metadata.record_task_started(
-            self.run_id,
-            spec.step,
-            spec.task_id,
-            0,
-            spec.input_paths,
-            [f.model_dump() for f in spec.foreach_stack],
+        self.writer.started(
+            self.run_id, spec.step, spec.task_id, 0, spec.input_paths, list(spec.foreach_stack)
         )
         self._complete(spec, record, key, reused=True)
 
     def _submit(self, spec: TaskSpec) -> None:
-        self.metadata.record_task_started(
-            self.run_id,
-            spec.step,
-            spec.task_id,
-            spec.attempt,
-            spec.input_paths,
-            [f.model_dump() for f in spec.foreach_stack],
+        self.writer.started(
+            self.run_id, spec.step, spec.task_id, spec.attempt, spec.input_paths, list(spec.foreach_stack)
         )
         handle = self.stack.compute.submit(spec)
         spec.__dict__["_started"] = time.monotonic()
@@ -305,7 +301,7 @@ class RunDriver:
             record.ok = False
             record.error = f"the task recorded success but its process ended badly ({status.message})"
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
-            self.metadata.record_task(record, key)
+            self.writer.finished(record, key)
             retry = self.graph[spec.step].decorations.get("retry")
             wait = 60 * retry.minutes_between_retries if retry else 0
             self.progress.say(
@@ -330,7 +326,7 @@ class RunDriver:
         )
 
     def _complete(self, spec: TaskSpec, record: TaskRecord, key: str, reused: bool = False) -> None:
-        self.metadata.record_task(record, key)
+        self.writer.finished(record, key)
         self.records[(spec.step, spec.task_id)] = record
         self.progress.finished(spec.step, ok=record.ok, reused=reused)
         if not record.ok:

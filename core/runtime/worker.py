@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 import select
 import signal
 import sys
 from typing import Any
 
 
-def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int:
+def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_workers: int = 1) -> int:
     from ..models import TaskSpec
     from .task import EXIT_INFRA, load_flow_class, run_task
 
@@ -44,6 +45,36 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, str] = {}
     by_handle: dict[str, int] = {}
+    queued: deque[tuple[str, Any]] = deque()  # at most max_workers run; the rest wait here
+
+    def start(handle: str, spec: Any) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the task
+            code = EXIT_INFRA
+            try:
+                os.close(fd_in)
+                out.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setpgid(0, 0)
+                code = (
+                    _run_profiled(spec, flow_cls)
+                    if os.environ.get("LAMINA_PROFILE_TASKS")
+                    else run_task(spec, flow_cls)
+                )
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        children[pid] = handle
+        by_handle[handle] = pid
+
     buffer = b""
     stopping = False
     while True:
@@ -66,37 +97,18 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int) -> int
                 if message["op"] == "run":
                     spec = TaskSpec.model_validate(message["spec"])
                     _warm(spec)
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    pid = os.fork()
-                    if pid == 0:  # the task
-                        code = EXIT_INFRA
-                        try:
-                            os.close(fd_in)
-                            out.close()
-                            os.close(wake_r)
-                            os.close(wake_w)
-                            signal.set_wakeup_fd(-1)
-                            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                            os.setpgid(0, 0)
-                            code = (
-                                _run_profiled(spec, flow_cls)
-                                if os.environ.get("LAMINA_PROFILE_TASKS")
-                                else run_task(spec, flow_cls)
-                            )
-                        finally:
-                            try:
-                                sys.stdout.flush()
-                                sys.stderr.flush()
-                            finally:
-                                os._exit(code)
-                    children[pid] = message["handle"]
-                    by_handle[message["handle"]] = pid
+                    queued.append((message["handle"], spec))
                 elif message["op"] == "cancel":
                     pid = by_handle.get(message["handle"])
                     if pid in children:
                         _kill(pid, signal.SIGTERM)
+                    for item in list(queued):
+                        if item[0] == message["handle"]:
+                            queued.remove(item)
+                            send({"handle": item[0], "exit": -signal.SIGTERM, "pid": 0})
         _reap(children, by_handle, send)
+        while queued and len(children) < max_workers and not stopping:
+            start(*queued.popleft())
         if stopping and not children:
             return 0
 
@@ -174,5 +186,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--flow-name")
     parser.add_argument("--fd-in", type=int, required=True)
     parser.add_argument("--fd-out", type=int, required=True)
+    parser.add_argument("--max-workers", type=int, default=1)
     args = parser.parse_args(argv)
-    return serve(args.flow_file, args.flow_name, args.fd_in, args.fd_out)
+    return serve(args.flow_file, args.flow_name, args.fd_in, args.fd_out, max(1, args.max_workers))

@@ -166,6 +166,9 @@ class ComputeLayer(LayerFacade):
     def submit(self, task: TaskSpec) -> str:
         return self._call("compute_submit", idempotent=False, task=task)
 
+    def queue_depth(self) -> int:
+        return int(self.pm.hook.compute_queue_depth() or 0)
+
     def wait(self, handles: list[str], timeout: float) -> list[TaskStatus]:
         return self._call("compute_wait", handles=handles, timeout=timeout) or []
 

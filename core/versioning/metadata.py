@@ -266,18 +266,30 @@ class MetadataStore:
         :param input_paths: the parents, ``step/task_id`` (optionally ``/attempt``).
         :param foreach_stack: ``ForeachFrame`` models or their ``model_dump()``.
         """
+        with self._tx() as conn:
+            self._started_in(conn, run_id, step, task_id, attempt, input_paths, foreach_stack)
+
+    def _started_in(
+        self,
+        conn: Connection,
+        run_id: str,
+        step: str,
+        task_id: str,
+        attempt: int,
+        input_paths: Sequence[str],
+        foreach_stack: Sequence[ForeachFrame | dict[str, Any]],
+    ) -> None:
         values = {
             "status": "running",
             "input_paths": list(input_paths),
             "foreach_stack": _jsonable(list(foreach_stack)),
             "started_at": utcnow(),
         }
-        with self._tx() as conn:
-            self._require_run(conn, run_id)
-            _insert_ignore(
-                conn, s.steps, {"run_id": run_id, "name": step, "created_at": utcnow()}, ["run_id", "name"]
-            )
-            _upsert_task(conn, run_id, step, task_id, attempt, values)
+        self._require_run(conn, run_id)
+        _insert_ignore(
+            conn, s.steps, {"run_id": run_id, "name": step, "created_at": utcnow()}, ["run_id", "name"]
+        )
+        _upsert_task(conn, run_id, step, task_id, attempt, values)
 
     def record_task(self, record: TaskRecord, record_key: str) -> None:
         """Record a finished attempt from its completion record, in one transaction.
@@ -287,6 +299,25 @@ class MetadataStore:
 
         :raises NotFound: the run was never created in this store.
         """
+        with self._tx() as conn:
+            self._task_in(conn, record, record_key)
+
+    def record_batch(self, ops: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply many ``("started", args)`` / ``("finished", (record, key))`` writes in one
+        transaction: the scheduler's writer thread batches them so that a wide foreach pays for
+        one commit per batch rather than two per task."""
+        if not ops:
+            return
+        with self._tx() as conn:
+            for kind, args in ops:
+                if kind == "started":
+                    self._started_in(conn, *args)
+                elif kind == "finished":
+                    self._task_in(conn, *args)
+                else:
+                    raise ValueError(f"unknown metadata operation {kind!r}")
+
+    def _task_in(self, conn: Connection, record: TaskRecord, record_key: str) -> None:
         r = record
         values = {
             "status": "succeeded" if r.ok else "failed",
@@ -301,26 +332,25 @@ class MetadataStore:
             "error": r.error,
             "traceback": r.traceback,
         }
-        with self._tx() as conn:
-            self._require_run(conn, r.run_id)
-            _insert_ignore(
-                conn,
-                s.steps,
-                {"run_id": r.run_id, "name": r.step, "created_at": r.started_at},
-                ["run_id", "name"],
+        self._require_run(conn, r.run_id)
+        _insert_ignore(
+            conn,
+            s.steps,
+            {"run_id": r.run_id, "name": r.step, "created_at": r.started_at},
+            ["run_id", "name"],
+        )
+        pk = _upsert_task(conn, r.run_id, r.step, r.task_id, r.attempt, values)
+        for table in (s.artifacts, s.data_reads, s.metrics):
+            conn.execute(delete(table).where(table.c.task == pk))
+        if r.artifacts:
+            conn.execute(
+                insert(s.artifacts),
+                [{"task": pk, "name": n, **a.model_dump(mode="json")} for n, a in r.artifacts.items()],
             )
-            pk = _upsert_task(conn, r.run_id, r.step, r.task_id, r.attempt, values)
-            for table in (s.artifacts, s.data_reads, s.metrics):
-                conn.execute(delete(table).where(table.c.task == pk))
-            if r.artifacts:
-                conn.execute(
-                    insert(s.artifacts),
-                    [{"task": pk, "name": n, **a.model_dump(mode="json")} for n, a in r.artifacts.items()],
-                )
-            if r.data_reads:
-                conn.execute(insert(s.data_reads), [{"task": pk, **_snapshot_row(d)} for d in r.data_reads])
-            if r.metrics:
-                conn.execute(insert(s.metrics), [{"task": pk, **m.model_dump()} for m in r.metrics])
+        if r.data_reads:
+            conn.execute(insert(s.data_reads), [{"task": pk, **_snapshot_row(d)} for d in r.data_reads])
+        if r.metrics:
+            conn.execute(insert(s.metrics), [{"task": pk, **m.model_dump()} for m in r.metrics])
 
     def finish_run(self, run_id: str, ok: bool) -> None:
         """Mark a run ``succeeded`` or ``failed``. :raises NotFound: no such run."""

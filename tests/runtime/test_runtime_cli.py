@@ -99,12 +99,13 @@ def test_resume_reuses_finished_tasks_and_origin_parameters(counts: Path) -> Non
     first = flow_cli("counted_foreach.py", "run", "--broken", "2", "--width", "5", "--max-workers", "1")
     assert first.returncode == 1
     before = read_counts(counts)
-    assert before["work-2"] == 1 and "work-3" not in before
+    assert before["work-2"] == 1 and "work-4" not in before  # the run stopped at the failure
     resumed = flow_cli("counted_foreach.py", "resume", env={"FIXED": "1"})
     assert resumed.returncode == 0, resumed.stderr
     after = read_counts(counts)
     assert after["start"] == 1 and after["work-0"] == 1 and after["work-1"] == 1  # reused, not re-run
     assert after["work-2"] == 2 and after["work-4"] == 1 and after["end"] == 1
+    assert all(after[f"work-{i}"] == before[f"work-{i}"] for i in (0, 1, 3) if f"work-{i}" in before)
     run = Run(resumed.stderr.split(" · run ")[1].split()[0])
     assert run.data.squares == [0, 1, 4, 9, 16]
     assert run.params["width"] == 5  # the origin's parameters

@@ -1,0 +1,69 @@
+"""Writes task metadata from a background thread, in batches.
+
+The blob store is the source of truth for a task's result (its completion record); the metadata
+store is the index. Recording every task in its own transaction would cost a wide foreach two
+commits per task on the scheduler's critical path, so the scheduler queues writes here and this
+thread applies them in batches. ``close()`` flushes; a run is marked finished only after.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+_STOP = ("stop", ())
+
+
+class MetadataWriter:
+    def __init__(self, store: Any, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="lamina-metadata", daemon=True)
+        self._thread.start()
+
+    def started(self, *args: Any) -> None:
+        self._check()
+        self._queue.put(("started", args))
+
+    def finished(self, record: Any, key: str) -> None:
+        self._check()
+        self._queue.put(("finished", (record, key)))
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is written; re-raise a write's failure."""
+        self._queue.join()
+        self._check()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._check()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in batch
+            ops = [op for op in batch if op != _STOP]
+            try:
+                self.store.record_batch(ops)
+            except BaseException as exc:  # surfaced to the scheduler by the next call
+                self._error = exc
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if stop:
+                return
