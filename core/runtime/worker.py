@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 import select
 import signal
 import sys
+from collections import deque
 from typing import Any
 
 
