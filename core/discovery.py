@@ -12,7 +12,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -104,8 +104,17 @@ class Registry:
         for impl in self.pm.hook.lamina_adapters.get_hookimpls():
             plugin_name = self.pm.get_name(impl.plugin) or "?"
             info = self.plugins.get(plugin_name)
-            for adapter in impl.function() or []:
-                adapter.plugin_name = plugin_name if info is None or info.source == "builtin" else info.source
+            try:
+                offered: list[AdapterInfo] = list(cast(Any, impl.function()) or [])
+            except Exception as exc:  # a plugin's bug, reported with its name rather than a traceback
+                raise PluginError(
+                    f"plugin {plugin_name!r} ({info.source if info else '?'}) failed to list its adapters "
+                    f"(lamina_adapters): {type(exc).__name__}: {exc}. Fix or uninstall it, or skip it "
+                    f"with LAMINA_DISABLE_PLUGINS={plugin_name}"
+                ) from exc
+            for adapter in offered:
+                # the distribution that installs it, for ``pip install 'DIST[extra]'`` hints
+                adapter.plugin_name = "lamina" if info is None or info.source == "builtin" else info.source
                 adapter.plugin_version = info.version if info else ""
                 key = (adapter.layer, adapter.name)
                 if key in found:
@@ -176,7 +185,7 @@ def adapter_status(layer: str, name: str) -> tuple[bool, str]:
     if info is None:
         hint = KNOWN_ADAPTERS.get((layer, name))
         if hint:
-            return False, f"not available: {hint}"
+            return False, hint
         installed = ", ".join(registry.adapter_names(layer)) or "none"
         return False, f"unknown {layer} adapter (installed: {installed}); install the plugin that offers it"
     missing = info.missing_modules()
