@@ -6,8 +6,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
-from ..errors import ProfileError, UnknownStack
+from ..errors import PluginError, ProfileError, UnknownStack
 from .config import user_config_dir
 from .profile import StackProfile, load_profile_file, validate_name
 
@@ -35,7 +36,14 @@ def plugin_profiles() -> dict[str, ProfileEntry]:
     found: dict[str, ProfileEntry] = {}
     for impl in reversed(registry.pm.hook.lamina_stack_profiles.get_hookimpls()):
         plugin = registry.pm.get_name(impl.plugin) or "?"
-        for name, path in (impl.function() or {}).items():
+        try:
+            offered: dict[str, Path] = dict(cast(Any, impl.function()) or {})
+        except Exception as exc:  # a plugin's bug, reported with its name rather than a traceback
+            raise PluginError(
+                f"plugin {plugin!r} failed to list its stack profiles (lamina_stack_profiles): "
+                f"{type(exc).__name__}: {exc}. Fix or uninstall it, or skip it with LAMINA_DISABLE_PLUGINS={plugin}"
+            ) from exc
+        for name, path in offered.items():
             found.setdefault(name, ProfileEntry(name, Path(path), plugin))
     return found
 
@@ -50,14 +58,24 @@ def all_profiles(project_dir: Path) -> dict[str, ProfileEntry]:
     return dict(sorted(entries.items()))
 
 
-def load_profile(name: str, project_dir: Path) -> StackProfile:
+def load_profile(name: str, project_dir: Path, *, reason: str = "") -> StackProfile:
+    """The profile ``name``; ``reason`` (a config file, ``LAMINA_STACK``) says who chose it."""
     entries = all_profiles(project_dir)
     entry = entries.get(name)
     if entry is None:
+        from ..discovery import disabled_plugins
+
         known = ", ".join(entries) or "none"
+        blocked = disabled_plugins()
         raise UnknownStack(
-            f"no stack named {name!r}. Known stacks: {known}. Register one with "
-            f"`lamina stack register {name} --file PROFILE.toml`."
+            f"no stack named {name!r}{f' (selected by {reason})' if reason else ''}. Known stacks: {known}"
+            + (
+                f" (plugins disabled by LAMINA_DISABLE_PLUGINS, with the stacks they ship: {', '.join(sorted(blocked))})"
+                if blocked
+                else ""
+            )
+            + f". Register one with `lamina stack register {name} --file PROFILE.toml`"
+            + (", or pick another with `lamina stack use NAME`." if reason else ".")
         )
     return load_profile_file(entry.path, name=name, origin=entry.origin)
 

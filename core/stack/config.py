@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -54,13 +55,25 @@ def read_config(path: Path) -> dict:
     return data
 
 
+_STACK_LINE = re.compile(r"^[ \t]*stack[ \t]*=.*$", re.M)
+_TABLE_LINE = re.compile(r"^[ \t]*\[", re.M)
+
+
 def write_stack_choice(path: Path, name: str) -> None:
-    data = read_config(path)
-    data["stack"] = name
+    """Set the top-level ``stack`` key, keeping the file's other keys, tables and comments."""
+    read_config(path)  # refuse to edit a file that is not valid TOML
+    text = path.read_text() if path.is_file() else ""
+    line = f"stack = {_toml_value(name)}"
+    first_table = _TABLE_LINE.search(text)
+    head_end = first_table.start() if first_table else len(text)
+    match = _STACK_LINE.search(text, 0, head_end)
+    if match:
+        text = text[: match.start()] + line + text[match.end() :]
+    else:
+        text = line + "\n" + text
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -29,6 +29,7 @@ so the profile recorded with a run never holds a secret.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|access_key|api_key|credential)", re.I)
+_PATH_KEY = re.compile(r"_(path|file)$", re.I)
+"""``private_key_file``, ``credentials_path``: where a secret is kept, not the secret itself."""
+_EXAMPLE_ADAPTER = {"data": "duckdb", "compute": "local", "orchestration": "local", "versioning": "local"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -142,7 +146,7 @@ def parse_profile(raw: dict[str, Any], *, name: str, source: str, origin: str) -
         if table is None:
             raise ProfileError(
                 f"{source}: table [{layer}] is missing. Every profile names one adapter per layer, "
-                f'e.g.\n  [{layer}]\n  adapter = "local"'
+                f'e.g. [{layer}] adapter = "{_EXAMPLE_ADAPTER[layer]}" (`lamina plugins list` shows them all).'
             )
         if not isinstance(table, dict):
             raise ProfileError(f"{source}: [{layer}] must be a table, got {type(table).__name__}.")
@@ -163,7 +167,7 @@ def parse_profile(raw: dict[str, Any], *, name: str, source: str, origin: str) -
             else StackOptions.model_validate(options_raw)
         )
     except ValidationError as exc:
-        raise ProfileError(_format_validation(source, "options", exc)) from None
+        raise ProfileError(_format_validation(source, "options", exc, model=StackOptions)) from None
     return StackProfile(
         name=name, source=source, origin=origin, description=description, layers=layers, options=options
     )
@@ -173,7 +177,13 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
     for key, value in settings.items():
         if isinstance(value, dict):
             _reject_literal_secrets(source, layer, value, f"{prefix}{key}.")
-        elif _SECRET_KEY.search(key) and isinstance(value, str) and value and not _ENV_REF.fullmatch(value):
+        elif (
+            _SECRET_KEY.search(key)
+            and not _PATH_KEY.search(key)
+            and isinstance(value, str)
+            and value
+            and not _ENV_REF.fullmatch(value)
+        ):
             raise ProfileError(
                 f"{source}: table [{layer}], key '{prefix}{key}' holds a literal secret. Profiles hold no "
                 f'secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
@@ -181,36 +191,75 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
             )
 
 
-def validate_settings(profile: StackProfile, registry: Registry, *, resolve_env: bool) -> dict[str, Any]:
+def validate_settings(
+    profile: StackProfile,
+    registry: Registry,
+    *,
+    resolve_env: bool,
+    layers: tuple[str, ...] | None = None,
+    skip_unavailable: bool = False,
+) -> dict[str, Any]:
     """Check every layer's adapter exists and its settings match the adapter's model.
 
-    :return: ``{layer: settings model instance}``; with ``resolve_env`` the ``${VAR}``
-        references are substituted first.
+    :param resolve_env: substitute ``${VAR}`` references first (an unset one is an error).
+        Without it, a setting that still holds a reference is not type-checked, every other
+        setting is: that is how a profile is checked before its variables are set.
+    :param layers: only these layers (default: all).
+    :param skip_unavailable: an adapter the project knows of but that is not in this release
+        or not installed (see ``lamina.discovery.KNOWN_ADAPTERS``) is skipped, not an error;
+        an adapter nobody offers still is.
+    :return: ``{layer: settings model instance}`` for the layers that were checked.
     :raises ProfileError: naming the file, the table and the key.
     """
+    from ..discovery import KNOWN_ADAPTERS
+
     out: dict[str, Any] = {}
     for layer, cfg in profile.layers.items():
+        if layers is not None and layer not in layers:
+            continue
         info = registry.adapter(layer, cfg.adapter)
         if info is None:
-            from ..discovery import KNOWN_ADAPTERS
-
-            installed = ", ".join(registry.adapter_names(layer)) or "none"
             known = KNOWN_ADAPTERS.get((layer, cfg.adapter))
-            raise ProfileError(
-                f"{profile.source}: table [{layer}], key 'adapter': "
-                + (
-                    f"the {layer} adapter {cfg.adapter!r} is not available ({known}). "
-                    if known
-                    else f"unknown {layer} adapter {cfg.adapter!r}. "
-                )
-                + f"Installed {layer} adapters: {installed}. `lamina plugins list` shows what is available."
-            )
+            if known and skip_unavailable:
+                continue
+            raise unknown_adapter_error(profile, layer, registry)
         settings = resolve_env_refs(cfg.settings, profile.source, layer) if resolve_env else cfg.settings
         try:
             out[layer] = info.settings.model_validate(settings)
         except ValidationError as exc:
-            raise ProfileError(_format_validation(profile.source, layer, exc)) from None
+            errors = exc.errors()
+            if not resolve_env:
+                errors = [e for e in errors if not _holds_env_ref(e.get("input"))]
+            if errors:
+                raise ProfileError(
+                    _format_validation(profile.source, layer, exc, errors, info.settings, cfg.adapter)
+                ) from None
     return out
+
+
+def unknown_adapter_error(profile: StackProfile, layer: str, registry: Registry) -> ProfileError:
+    """The error for a layer whose adapter no loaded plugin offers; it lists the installed ones."""
+    from ..discovery import KNOWN_ADAPTERS, disabled_plugins
+
+    adapter = profile.layers[layer].adapter
+    installed = ", ".join(registry.adapter_names(layer)) or "none"
+    known = KNOWN_ADAPTERS.get((layer, adapter))
+    blocked = disabled_plugins()
+    return ProfileError(
+        f"{profile.source}: table [{layer}], key 'adapter': "
+        + (
+            f"the {layer} adapter {adapter!r} is not available ({known}). "
+            if known
+            else f"unknown {layer} adapter {adapter!r}. "
+        )
+        + f"Installed {layer} adapters: {installed}"
+        + (f" (plugins disabled by LAMINA_DISABLE_PLUGINS: {', '.join(sorted(blocked))})" if blocked else "")
+        + ". `lamina plugins list` shows what is available."
+    )
+
+
+def _holds_env_ref(value: Any) -> bool:
+    return isinstance(value, str) and _ENV_REF.search(value) is not None
 
 
 def resolve_env_refs(value: Any, source: str, layer: str, key: str = "") -> Any:
@@ -226,10 +275,11 @@ def resolve_env_refs(value: Any, source: str, layer: str, key: str = "") -> Any:
 
     def substitute(match: re.Match[str]) -> str:
         var, default = match.group(1), match.group(2)
-        if var in os.environ:
-            return os.environ[var]
-        if default is not None:
+        value = os.environ.get(var)
+        if default is not None and not value:  # as in the shell, ${VAR:-x} also replaces an empty VAR
             return default
+        if value is not None:
+            return value
         raise ProfileError(
             f"{source}: table [{layer}], key '{key}' references ${{{var}}}, which is not set. "
             f"Export {var}, or write ${{{var}:-default}} to give a default."
@@ -238,12 +288,26 @@ def resolve_env_refs(value: Any, source: str, layer: str, key: str = "") -> Any:
     return _ENV_REF.sub(substitute, value)
 
 
-def _format_validation(source: str, table: str, exc: ValidationError) -> str:
+def _format_validation(
+    source: str,
+    table: str,
+    exc: ValidationError,
+    errors: list[Any] | None = None,
+    model: type[BaseModel] | None = None,
+    adapter: str = "",
+) -> str:
     parts = []
-    for err in exc.errors():
+    for err in exc.errors() if errors is None else errors:
         key = ".".join(str(p) for p in err["loc"]) or "?"
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{key}'")
+            part = f"unknown key '{key}'"
+            if model is not None and len(err["loc"]) == 1:
+                fields = list(model.model_fields)
+                close = difflib.get_close_matches(key, fields, n=1)
+                part += f" (did you mean '{close[0]}'?" if close else " ("
+                whose = f"the {adapter} adapter's keys" if adapter else "known keys"
+                part += f"{'; ' if close else ''}{whose}: {', '.join(fields) or 'none'})"
+            parts.append(part)
         elif err["type"] == "missing":
             parts.append(f"key '{key}' is required")
         else:
