@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
 from ..errors import AdapterNotInstalled, PluginError
-from ..hookspecs import LAYER_SPECS, PROJECT, AdapterContext
-from ..models import LAYERS
+from ..hookspecs import LAYER_SPECS, AdapterContext
+from ..models import LAYERS, AdapterInfo
+from .adapters import check_adapter_class, new_layer_manager, register_adapter
 from .config import find_project_dir, selected_stack
 from .crosscut import QueryCache, TraceLog, make_tracer
 from .facades import FACADES, ComputeLayer, DataLayer, LayerFacade, OrchestrationLayer, VersioningLayer
@@ -23,8 +22,17 @@ class Stack:
     connects to the compute service."""
 
     def __init__(
-        self, profile: StackProfile, project_dir: Path, *, role: str = "driver", reason: str = ""
+        self,
+        profile: StackProfile,
+        project_dir: Path,
+        *,
+        role: str = "driver",
+        reason: str = "",
+        validate: bool = True,
     ) -> None:
+        """:param validate: check every layer's settings and adapter hooks now (the default:
+        a bad profile or a mistyped hook fails before anything runs). ``lamina stack check``
+        turns it off to report each layer on its own; a layer is then checked when built."""
         from ..discovery import get_registry
 
         self.profile = profile
@@ -32,7 +40,13 @@ class Stack:
         self.role = role
         self.reason = reason
         self.registry = get_registry()
-        self.settings = validate_settings(profile, self.registry, resolve_env=True)
+        self.settings: dict[str, Any] = {}
+        if validate:
+            self.settings = validate_settings(profile, self.registry, resolve_env=True)
+            for layer, cfg in profile.layers.items():
+                info = self.registry.adapter(layer, cfg.adapter)
+                assert info is not None  # validate_settings checked it
+                check_adapter_class(layer, info.factory, cfg.adapter, _origin(info))
         self.trace = TraceLog(echo=_env_flag("LAMINA_TRACE"))
         self.query_cache: QueryCache | None = None
         self._layers: dict[str, LayerFacade] = {}
@@ -69,14 +83,34 @@ class Stack:
         return self.layer("versioning")  # type: ignore[return-value]
 
     def add_plugin(self, layer: str, plugin: object) -> None:
-        """Register a cross-cutting plugin beside the adapter (before the layer is first used)."""
+        """Register a cross-cutting plugin beside the adapter (wrappers, ``tryfirst`` answers).
+
+        :raises PluginError: the plugin implements a hook the layer does not define.
+        """
         if layer in self._layers:
-            self._layers[layer].pm.register(plugin)
+            self._register_extra(self._layers[layer].pm, layer, plugin)
         else:
             self.extra_plugins[layer].append(plugin)
 
+    @staticmethod
+    def _register_extra(pm: Any, layer: str, plugin: object) -> None:
+        try:
+            pm.register(plugin)
+            pm.check_pending()
+        except Exception as exc:
+            if pm.is_registered(plugin):
+                pm.unregister(plugin)
+            raise PluginError(
+                f"the {layer} plugin {type(plugin).__name__} does not match the {layer} hookspec: "
+                + " ".join(str(exc).split())
+            ) from exc
+
     def _build(self, layer: str) -> LayerFacade:
         cfg = self.profile.layers[layer]
+        if layer not in self.settings:
+            self.settings.update(
+                validate_settings(self.profile, self.registry, resolve_env=True, layers=(layer,))
+            )
         info = self.registry.adapter(layer, cfg.adapter)
         assert info is not None  # validate_settings checked it
         missing = info.missing_modules()
@@ -94,16 +128,8 @@ class Stack:
             raise AdapterNotInstalled(
                 f"the {layer} adapter {cfg.adapter!r} could not import {exc.name or exc}: install it with {info.install_hint()}"
             ) from exc
-        pm = pluggy.PluginManager(PROJECT)
-        pm.add_hookspecs(LAYER_SPECS[layer])
-        try:
-            pm.register(adapter, name=f"{layer}:{cfg.adapter}")
-            pm.check_pending()
-        except Exception as exc:
-            raise PluginError(
-                f"the {layer} adapter {cfg.adapter!r} (plugin {info.plugin_name}) does not match the "
-                f"{layer} hookspec: {exc}"
-            ) from exc
+        pm = new_layer_manager(layer)
+        register_adapter(pm, layer, adapter, cfg.adapter, _origin(info))
         options = self.profile.options
         if options.trace or self.trace.echo:
             pm.register(make_tracer(layer, LAYER_SPECS[layer], self.trace), name=f"{layer}:trace")
@@ -112,7 +138,7 @@ class Stack:
             pm.register(self.query_cache.lookup, name="data:cache-lookup")
             pm.register(self.query_cache.fill, name="data:cache-fill")
         for plugin in self.extra_plugins[layer]:
-            pm.register(plugin)
+            self._register_extra(pm, layer, plugin)
         facade_cls = FACADES[layer]
         return facade_cls(
             pm, adapter, info, retry_attempts=options.retry_attempts, retry_backoff=options.retry_backoff
@@ -137,20 +163,30 @@ class Stack:
         return f"<Stack {self.name}: {layers}>"
 
 
+def _origin(info: AdapterInfo) -> str:
+    return f"plugin {info.plugin_name} {info.plugin_version}".strip()
+
+
 def _env_flag(name: str) -> bool:
     import os
 
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
-def resolve_stack(name: str | None = None, project_dir: Path | None = None, *, role: str = "driver") -> Stack:
-    """Resolve which stack runs (``--stack``, ``LAMINA_STACK``, project, user, ``local``) and build it."""
+def resolve_stack(
+    name: str | None = None, project_dir: Path | None = None, *, role: str = "driver", validate: bool = True
+) -> Stack:
+    """Resolve which stack runs (``--stack``, ``LAMINA_STACK``, project, user, ``local``) and build it.
+
+    :raises ProfileError: the profile is malformed (naming the file, the table and the key).
+    :raises PluginError: an adapter does not match its layer's hookspec.
+    """
     from .catalog import load_profile
 
     project = find_project_dir(project_dir)
     chosen, reason = selected_stack(name, project)
-    profile = load_profile(chosen, project)
-    return Stack(profile, project, role=role, reason=reason)
+    profile = load_profile(chosen, project, reason="" if reason in ("--stack", "default") else reason)
+    return Stack(profile, project, role=role, reason=reason, validate=validate)
 
 
 def stack_from_snapshot(
