@@ -49,6 +49,7 @@ def _list(args: argparse.Namespace) -> int:
     for name, entry in all_profiles(project).items():
         try:
             profile = load_profile_file(entry.path, name=name, origin=entry.origin)
+            _validate(profile)
             ready = all(ok for _, _, ok, _ in _readiness(profile))
             layers = " ".join(f"{layer}={cfg.adapter}" for layer, cfg in profile.layers.items())
             status = "ready" if ready else "adapters missing"
@@ -83,7 +84,8 @@ def _show(args: argparse.Namespace) -> int:
 
     project = _project()
     name, reason = selected_stack(args.name, project)
-    profile = load_profile(name, project)
+    profile = load_profile(name, project, reason="" if args.name or reason == "default" else reason)
+    _validate(profile)
     readiness = _readiness(profile)
     if args.json:
         print_json(
@@ -114,22 +116,20 @@ def _show(args: argparse.Namespace) -> int:
         print(f"\n[{layer}] {adapter}  {'ok' if ok else 'NOT AVAILABLE'}: {why}")
         for key, value in profile.layers[layer].settings.items():
             print(f"    {key} = {value!r}")
-    missing = [r for r in readiness if not r[2]]
-    if not missing:
-        _validate_quietly(profile)
     return 0
 
 
-def _validate_quietly(profile: Any) -> None:
-    """Settings are checked against each adapter's model (with ``${VAR}`` left unresolved)."""
+def _validate(profile: Any) -> None:
+    """Check each layer's settings against its adapter's model, before anything is shown or saved.
+
+    ``${VAR}`` references stay unresolved (they are resolved when the stack runs); an adapter
+    that is known but not installed is reported as missing, not as an error; an adapter nobody
+    offers is a ``ProfileError`` listing the installed ones.
+    """
     from ..discovery import get_registry
     from ..stack.profile import validate_settings
 
-    try:
-        validate_settings(profile, get_registry(), resolve_env=False)
-    except ProfileError as exc:
-        if "${" not in str(exc):
-            raise
+    validate_settings(profile, get_registry(), resolve_env=False, skip_unavailable=True)
 
 
 def _use(args: argparse.Namespace) -> int:
@@ -145,67 +145,85 @@ def _use(args: argparse.Namespace) -> int:
     )
     missing = [r for r in _readiness(profile) if not r[2]]
     for layer, adapter, _, why in missing:
-        print(f"  note: the {layer} adapter {adapter!r} is {why}")
+        print(f"  note: the {layer} adapter {adapter!r} is not available: {why}")
     if missing:
         print("  runs on this stack fail until those adapters are installed.")
     return 0
 
 
 def _register(args: argparse.Namespace) -> int:
-    from ..discovery import get_registry
-    from ..stack.catalog import register_profile
-    from ..stack.profile import load_profile_file, validate_name, validate_settings
+    from ..stack.catalog import all_profiles, register_profile
+    from ..stack.profile import load_profile_file, validate_name
 
     validate_name(args.name)
     source = Path(args.file)
     profile = load_profile_file(source, name=args.name)
-    problems = [r for r in _readiness(profile) if not r[2]]
-    unknown = [r for r in problems if r[3].startswith("unknown")]
-    if unknown:
-        validate_settings(profile, get_registry(), resolve_env=False)  # raises the precise error
-    if not problems:
-        _validate_quietly(profile)
-    dest = register_profile(args.name, source, _project(), user=args.user)
+    _validate(profile)
+    project = _project()
+    before = all_profiles(project).get(args.name)
+    dest = register_profile(args.name, source, project, user=args.user)
     print(f"registered stack {args.name} ({dest})")
-    for layer, adapter, _, why in problems:
-        print(f"  note: the {layer} adapter {adapter!r} is {why}")
+    if before is not None and before.path != dest:
+        print(f"  it overrides the {before.origin} stack of that name ({before.path})")
+    for layer, adapter, ok, why in _readiness(profile):
+        if not ok:
+            print(f"  note: the {layer} adapter {adapter!r} is not available: {why}")
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from ..stack.catalog import remove_profile
+    from ..stack.catalog import all_profiles, remove_profile
+    from ..stack.config import selected_stack
 
-    path = remove_profile(args.name, _project())
+    project = _project()
+    path = remove_profile(args.name, project)
     print(f"removed stack {args.name} ({path})")
+    remaining = all_profiles(project).get(args.name)
+    if remaining is not None:
+        print(f"  the {remaining.origin} stack of that name is used again ({remaining.path})")
+    else:
+        current, reason = selected_stack(None, project)
+        if current == args.name:
+            print(
+                f"  note: {reason} still selects it; switch with `lamina stack use NAME` "
+                "(runs fail until you do)."
+            )
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Probe each layer and give a verdict per layer; exit 1 when any layer fails.
+
+    A layer whose adapter is missing, whose settings reference an unset variable, or whose
+    probe raises is reported as failing; the other layers are still probed.
+    """
     from ..errors import LaminaError
     from ..models import LAYERS
     from ..stack import resolve_stack
 
-    stack = resolve_stack(args.name)
+    stack = resolve_stack(args.name, validate=False)
     print(f"checking stack {stack.name}")
     failed = 0
-    for layer in LAYERS:
-        try:
-            result = stack.layer(layer).check()
-            ok, message, fix = result.ok, result.message, result.fix
-            adapter = result.adapter
-        except LaminaError as exc:
-            ok, message, fix, adapter = False, str(exc), "", stack.profile.layers[layer].adapter
-        except Exception as exc:  # a probe must report, never crash the command
-            ok, message, fix, adapter = (
-                False,
-                f"{type(exc).__name__}: {exc}",
-                "",
-                stack.profile.layers[layer].adapter,
-            )
-        failed += not ok
-        print(f"  {'ok  ' if ok else 'FAIL'}  {layer:<13} {adapter}: {message}")
-        if fix and not ok:
-            print(f"        fix: {fix}")
-    stack.close()
+    try:
+        for layer in LAYERS:
+            adapter = stack.profile.layers[layer].adapter
+            fix = ""
+            try:
+                facade: Any = stack.layer(layer)  # every layer's facade has check()
+                result = facade.check()
+                if result is None:
+                    ok, message = False, "the adapter's check hook returned nothing"
+                else:
+                    ok, message, fix, adapter = result.ok, result.message, result.fix, result.adapter
+            except LaminaError as exc:
+                ok, message = False, str(exc)
+            except Exception as exc:  # a probe must report, never crash the command
+                ok, message = False, f"{type(exc).__name__}: {exc}"
+            failed += not ok
+            print(f"  {'ok  ' if ok else 'FAIL'}  {layer:<13} {adapter}: {message}")
+            if fix and not ok:
+                print(f"        fix: {fix}")
+    finally:
+        stack.close()
     print("all layers ok" if not failed else f"{failed} layer(s) failed")
     return 0 if not failed else 1
