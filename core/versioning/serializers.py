@@ -35,6 +35,7 @@ import pickle
 import struct
 import sys
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,21 +68,32 @@ class SinkResult:
     path: str | None
 
 
+_PARALLEL_HASH_AT = 4 << 20
+
+
 class Sink:
     """A write-only binary stream that hashes everything written to it.
 
     Bytes stay in memory until ``spill_at`` bytes were written, then move to a temporary file in
     ``tmp_dir`` (named with :data:`OWNED_TEMP_SUFFIX`, so a local blob store may link it into
     place). With ``expected_size`` above ``spill_at`` the file is used from the first byte, so a
-    large array is never buffered. Use as a context manager: leaving it removes the temp file.
+    large array is never buffered. With ``keep=False`` it only hashes and counts (to learn a
+    value's key before deciding to store it). Use as a context manager: leaving it removes the
+    temp file.
     """
 
     closed = False
 
     def __init__(
-        self, tmp_dir: str | os.PathLike[str], spill_at: int, expected_size: int | None = None
+        self,
+        tmp_dir: str | os.PathLike[str],
+        spill_at: int,
+        expected_size: int | None = None,
+        *,
+        keep: bool = True,
     ) -> None:
         self._tmp_dir = Path(tmp_dir)
+        self._keep = keep
         self._spill_at = spill_at
         self._expected = expected_size
         self._path: str | None = None
@@ -91,10 +103,10 @@ class Sink:
         """Forget everything written so far (a serializer changing its mind)."""
         self._hash = hashlib.sha256()
         self._size = 0
-        self._mem: io.BytesIO | None = io.BytesIO()
+        self._mem: io.BytesIO | None = io.BytesIO() if self._keep else None
         self._file: io.BufferedWriter | None = None
         self._discard_file()
-        if self._expected is not None and self._expected > self._spill_at:
+        if self._keep and self._expected is not None and self._expected > self._spill_at:
             self._spill()
 
     def _spill(self) -> None:
@@ -108,14 +120,22 @@ class Sink:
     def write(self, data: Any) -> int:
         view = data if isinstance(data, memoryview) else memoryview(data)
         n = view.nbytes
-        self._hash.update(view)
-        if self._file is None and self._size + n > self._spill_at:
+        if self._keep and self._file is None and self._size + n > self._spill_at:
             self._spill()
-        if self._file is not None:
-            self._file.write(view)
+        if self._file is not None and n >= _PARALLEL_HASH_AT:
+            # hashing and writing both release the GIL: overlap them instead of paying twice
+            hasher = threading.Thread(target=self._hash.update, args=(view,))
+            hasher.start()
+            try:
+                self._file.write(view)
+            finally:
+                hasher.join()
         else:
-            assert self._mem is not None
-            self._mem.write(view)
+            self._hash.update(view)
+            if self._file is not None:
+                self._file.write(view)
+            elif self._mem is not None:
+                self._mem.write(view)
         self._size += n
         return n
 
@@ -134,8 +154,8 @@ class Sink:
         if self._file is not None:
             self._file.close()
             return SinkResult(self._hash.hexdigest(), self._size, None, self._path)
-        assert self._mem is not None
-        return SinkResult(self._hash.hexdigest(), self._size, self._mem.getvalue(), None)
+        data = self._mem.getvalue() if self._mem is not None else None
+        return SinkResult(self._hash.hexdigest(), self._size, data, None)
 
     def _discard_file(self) -> None:
         if self._file is not None and not self._file.closed:
@@ -167,6 +187,10 @@ class Serializer(ABC):
     def size_hint(self, value: Any) -> int | None:
         """Expected size in bytes, if cheaply known (large values then spool to disk at once)."""
         return None
+
+    def type_name(self, value: Any) -> str:
+        """The type recorded in ``ArtifactRef.type``: what :meth:`load_bytes` gives back."""
+        return f"{type(value).__module__}.{type(value).__qualname__}"
 
     @abstractmethod
     def dump(self, value: Any, out: Sink) -> dict[str, Any]:
@@ -346,6 +370,9 @@ class NumpySerializer(Serializer):
 
     def size_hint(self, value: Any) -> int | None:
         return int(value.nbytes)
+
+    def type_name(self, value: Any) -> str:
+        return "numpy.ndarray"  # also for a memmap: that is how it was loaded, not what it is
 
     def dump(self, value: Any, out: Sink) -> dict[str, Any]:
         import numpy as np
