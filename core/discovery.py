@@ -188,7 +188,58 @@ def adapter_status(layer: str, name: str) -> tuple[bool, str]:
             return False, hint
         installed = ", ".join(registry.adapter_names(layer)) or "none"
         return False, f"unknown {layer} adapter (installed: {installed}); install the plugin that offers it"
-    missing = info.missing_modules()
+    missing = missing_modules(info)
     if missing:
         return False, f"needs {', '.join(missing)}: {info.install_hint()}"
     return True, f"installed ({info.plugin_name} {info.plugin_version})".replace(" )", ")")
+
+
+def missing_modules(info: AdapterInfo) -> list[str]:
+    """The modules of ``info.requires`` that are not installed, found without importing any.
+
+    ``importlib.util.find_spec("sagemaker.core")`` imports ``sagemaker`` to find its submodule,
+    which would make ``lamina stack list`` load every cloud SDK; this looks each level up on the
+    path of its parent instead.
+    """
+    return [name for name in info.requires if not module_installed(name)]
+
+
+def module_installed(name: str) -> bool:
+    import importlib.util
+    import sys
+
+    parts = name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+        for depth in range(1, len(parts)):
+            if spec is None:
+                return False
+            full = ".".join(parts[: depth + 1])
+            if ".".join(parts[:depth]) in sys.modules:  # already imported: asking costs nothing
+                spec = importlib.util.find_spec(full)
+                continue
+            locations = spec.submodule_search_locations
+            if locations is None:
+                return False
+            spec = _find_submodule(full, list(locations))
+    except (ImportError, ValueError):
+        return False
+    return spec is not None
+
+
+def _find_submodule(name: str, parent_path: list[str]) -> Any:
+    """Ask the import system's finders, as an import would, but with the parent's path known
+    from its spec rather than from importing it."""
+    import sys
+
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            spec = find_spec(name, parent_path)
+        except Exception:  # a finder that cannot answer without the parent: ask the next
+            continue
+        if spec is not None:
+            return spec
+    return None

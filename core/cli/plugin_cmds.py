@@ -8,14 +8,14 @@ from .common import print_json, table
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..discovery import disabled_plugins, get_registry
+    from ..discovery import disabled_plugins, get_registry, missing_modules
 
     registry = get_registry()
     registry.adapters()
     rows = []
     for info in registry.plugins.values():
         for adapter in sorted(info.adapters, key=lambda a: (a.layer, a.name)):
-            missing = adapter.missing_modules()
+            missing = missing_modules(adapter)
             rows.append(
                 {
                     "plugin": info.name,

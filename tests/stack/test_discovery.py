@@ -327,12 +327,34 @@ def test_a_plugin_implementing_an_unknown_global_hook_is_refused(
         discovery.get_registry()
 
 
-def test_importing_lamina_loads_no_cloud_sdk(cli: Cli) -> None:
+def test_listing_plugins_and_stacks_loads_no_cloud_sdk(cli: Cli) -> None:
     code = (
-        "import sys, lamina, lamina.stack, lamina.discovery as d; d.get_registry().adapters(); "
+        "import contextlib, io, sys, lamina, lamina.stack\n"
+        "from lamina.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['plugins', 'list']) == 0 and main(['stack', 'list']) == 0\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('boto3', 'botocore', 'snowflake', 'google', 'azure', 'sagemaker')))"
+        "('boto3', 'botocore', 'snowflake', 'google', 'azure', 'sagemaker', 'dask')))"
     )
     proc = cli.run([sys.executable, "-c", code])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_an_sdk_is_found_without_importing_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether an adapter's SDK is installed is answered without importing the SDK (importing a
+    cloud SDK to find ``sagemaker.core`` would make every listing slow)."""
+    package = tmp_path / "lamina_t_heavy_sdk"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (package / "client.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = AdapterInfo(
+        layer="data",
+        name="heavy",
+        settings=NoSettings,
+        factory=object,
+        requires=("lamina_t_heavy_sdk.client", "lamina_t_heavy_sdk.absent", "lamina_t_no_such_sdk.x"),
+    )
+    assert discovery.missing_modules(info) == ["lamina_t_heavy_sdk.absent", "lamina_t_no_such_sdk.x"]
+    assert "lamina_t_heavy_sdk" not in sys.modules
