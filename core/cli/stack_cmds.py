@@ -119,7 +119,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validate(profile: Any) -> None:
+def _validate(profile: Any, *, installed_only: bool = False) -> None:
     """Check each layer's settings against its adapter's model, before anything is shown or saved.
 
     ``${VAR}`` references stay unresolved (they are resolved when the stack runs); an adapter
@@ -129,7 +129,13 @@ def _validate(profile: Any) -> None:
     from ..discovery import get_registry
     from ..stack.profile import validate_settings
 
-    validate_settings(profile, get_registry(), resolve_env=False, skip_unavailable=True)
+    registry = get_registry()
+    layers = None
+    if installed_only:  # an adapter nobody offers yet may come with a plugin installed later
+        layers = tuple(
+            layer for layer, cfg in profile.layers.items() if registry.adapter(layer, cfg.adapter) is not None
+        )
+    validate_settings(profile, registry, resolve_env=False, skip_unavailable=True, layers=layers)
 
 
 def _use(args: argparse.Namespace) -> int:
@@ -138,6 +144,7 @@ def _use(args: argparse.Namespace) -> int:
 
     project = _project()
     profile = load_profile(args.name, project)
+    _validate(profile, installed_only=True)  # a malformed profile is refused; a missing adapter is not
     path = user_config_file() if args.user else project_config_file(project)
     write_stack_choice(path, args.name)
     print(

@@ -117,6 +117,17 @@ def test_use_unknown_stack_is_refused_and_lists_known_stacks(cli: Cli) -> None:
     assert not (cli.project / ".lamina" / "config.toml").exists()
 
 
+def test_use_refuses_a_malformed_profile_but_not_one_whose_plugin_is_not_installed(cli: Cli) -> None:
+    path = write_profile(cli.project_stacks, "typo", profile_text(data='adapter = "duckdb"\nthreds = 2\n'))
+    assert_user_error(cli("stack", "use", "typo"), str(path), "[data]", "unknown key 'threds'")
+    assert not (cli.project / ".lamina" / "config.toml").exists()
+
+    write_profile(cli.project_stacks, "later", profile_text(data='adapter = "acme-warehouse"\n'))
+    proc = cli("stack", "use", "later")
+    assert proc.returncode == 0, proc.stderr
+    assert "the data adapter 'acme-warehouse' is not available: unknown data adapter" in proc.stdout
+
+
 def test_use_user_keeps_the_rest_of_the_user_config(cli: Cli) -> None:
     cli.config_dir.mkdir(parents=True)
     config = cli.config_dir / "config.toml"
