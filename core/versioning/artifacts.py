@@ -93,24 +93,37 @@ class ArtifactStore:
 
         :raises UnserializableArtifact: no registered serializer can store ``value``.
         """
-        type_name = f"{type(value).__module__}.{type(value).__qualname__}"
         for serializer in candidates(value):
-            with Sink(self.cache_dir / "tmp", self.spill_at, serializer.size_hint(value)) as sink:
-                try:
-                    meta = serializer.dump(value, sink) or {}
-                except CannotSerialize:
-                    continue
-                except UnserializableArtifact as e:
-                    what = f"artifact {name!r}" if name else "a value"
-                    raise UnserializableArtifact(f"cannot store {what}: {e}") from e
-                result = sink.finish()
-                key = layout.artifact_key(result.digest)
-                if not self.blobs.exists([key])[0]:
-                    self.blobs.put(key, data=result.data, path=result.path, overwrite=False)
+            try:
+                return self._save_with(serializer, value, serializer.type_name(value))
+            except CannotSerialize:
+                continue
+            except UnserializableArtifact as e:
+                what = f"artifact {name!r}" if name else "a value"
+                raise UnserializableArtifact(f"cannot store {what}: {e}") from e
+        raise UnserializableArtifact(f"no serializer accepts {type(value).__qualname__} (artifact {name!r})")
+
+    def _save_with(self, serializer: Serializer, value: Any, type_name: str) -> ArtifactRef:
+        hint = serializer.size_hint(value)
+        tmp = self.cache_dir / "tmp"
+        if hint is not None and hint > self.spill_at and serializer.probably_stored(value):
+            # A loaded array is saved again in case it was mutated: a hash-only pass finds its
+            # key without writing a byte when it was not.
+            with Sink(tmp, self.spill_at, keep=False) as probe:
+                meta = serializer.dump(value, probe) or {}
+                known = probe.finish()
+            key = layout.artifact_key(known.digest)
+            if self.blobs.exists([key])[0]:
                 return ArtifactRef(
-                    key=key, serializer=serializer.name, size=result.size, type=type_name, meta=meta
+                    key=key, serializer=serializer.name, size=known.size, type=type_name, meta=meta
                 )
-        raise UnserializableArtifact(f"no serializer accepts {type_name} (artifact {name!r})")
+        with Sink(tmp, self.spill_at, hint) as sink:
+            meta = serializer.dump(value, sink) or {}
+            result = sink.finish()
+            key = layout.artifact_key(result.digest)
+            if not self.blobs.exists([key])[0]:
+                self.blobs.put(key, data=result.data, path=result.path, overwrite=False)
+        return ArtifactRef(key=key, serializer=serializer.name, size=result.size, type=type_name, meta=meta)
 
     def load(self, ref: ArtifactRef) -> Any:
         """Rebuild the value of ``ref``, memory-mapped where the format and the store allow.

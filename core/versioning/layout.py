@@ -18,7 +18,9 @@ not start with ``.`` (backends use dot-names for their temporary files).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import secrets
 from typing import Literal
 
 ARTIFACTS_PREFIX = "artifacts/sha256/"
@@ -129,3 +131,12 @@ def parse_task_record_key(key: str) -> tuple[str, str, str, str, int]:
     if len(parts) != 7 or parts[0] + "/" != RUNS_PREFIX or parts[6] != RECORD_NAME or not parts[5].isdigit():
         raise ValueError(f"not a task record key: {key!r}")
     return parts[1], parts[2], parts[3], parts[4], int(parts[5])
+
+
+def new_run_id() -> str:
+    """A new run id: unique across flows and sortable by start time (UTC, microseconds).
+
+    Example: ``20250130T020812.123456.3f9a1c``.
+    """
+    now = dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%dT%H%M%S.%f}.{secrets.token_hex(3)}"

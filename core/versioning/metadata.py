@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,21 +48,13 @@ from sqlalchemy.pool import StaticPool
 from ..errors import NotFound, StoreError
 from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
 from . import schema as s
+from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
 _SECRET = re.compile(r"(password|passwd|secret|token|credential|private_key|api_key|access_key)", re.I)
 
 RunStatus = str  # "running" | "succeeded" | "failed"
-
-
-def new_run_id() -> str:
-    """A new run id: unique across flows and sortable by start time (UTC, microseconds).
-
-    Example: ``20250130T020812.123456.3f9a1c``.
-    """
-    now = dt.datetime.now(dt.UTC)
-    return f"{now:%Y%m%dT%H%M%S.%f}.{secrets.token_hex(3)}"
 
 
 def redact(value: Any) -> Any:
@@ -155,10 +148,10 @@ class MetadataStore:
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _begin)
             cur = dbapi_conn.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not memory:
+                _enable_wal(cur, busy_timeout)
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -539,6 +532,21 @@ class MetadataStore:
 
     def _where(self) -> str:
         return f"the metadata store {self.url.render_as_string(hide_password=True)}"
+
+
+def _enable_wal(cur: Any, timeout: float) -> None:
+    """Switch a SQLite file to WAL. Switching takes an exclusive lock without consulting the
+    busy timeout, so processes opening a new database at once retry here until it is done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _with_installed_driver(url: URL) -> URL:

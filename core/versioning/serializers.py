@@ -192,6 +192,14 @@ class Serializer(ABC):
         """The type recorded in ``ArtifactRef.type``: what :meth:`load_bytes` gives back."""
         return f"{type(value).__module__}.{type(value).__qualname__}"
 
+    def probably_stored(self, value: Any) -> bool:
+        """Whether ``value`` likely came from the store unchanged (e.g. a mapped array).
+
+        The store then hashes it first and writes nothing when the key exists; for new values
+        that first pass would be wasted, so the default is ``False``.
+        """
+        return False
+
     @abstractmethod
     def dump(self, value: Any, out: Sink) -> dict[str, Any]:
         """Write ``value`` to ``out``; return ``meta`` for the ``ArtifactRef``.
@@ -373,6 +381,11 @@ class NumpySerializer(Serializer):
 
     def type_name(self, value: Any) -> str:
         return "numpy.ndarray"  # also for a memmap: that is how it was loaded, not what it is
+
+    def probably_stored(self, value: Any) -> bool:
+        import numpy as np
+
+        return isinstance(value, np.memmap)  # loaded artifacts are re-saved in case they changed
 
     def dump(self, value: Any, out: Sink) -> dict[str, Any]:
         import numpy as np

@@ -55,6 +55,30 @@ def test_saving_an_equal_value_again_stores_and_uploads_nothing(blobs, project):
     assert _blob_bytes(project) == size and counting.puts == puts
 
 
+def test_re_saving_a_large_stored_value_only_hashes_it(blobs, project, monkeypatch):
+    """A loaded array is re-saved after each step in case it was mutated: that must write nothing."""
+    from lamina.versioning import serializers
+
+    counting = CountingBlobs(blobs)
+    store = ArtifactStore(counting, cache_dir=project / "cache", spill_at=MB)
+    value = np.random.default_rng(5).random(4 * MB // 8)
+    ref = store.save(value)
+    temp_files: list[str] = []
+    real_mkstemp = serializers.tempfile.mkstemp
+    monkeypatch.setattr(
+        serializers.tempfile, "mkstemp", lambda **kw: (temp_files.append("x"), real_mkstemp(**kw))[1]
+    )
+    puts = counting.puts
+    again = store.save(store.load(ref))
+    assert again == ref
+    assert counting.puts == puts and temp_files == [], (
+        "an unchanged large value is neither uploaded nor spooled"
+    )
+    changed = store.load(ref)
+    changed[0] += 1.0
+    assert store.save(changed).key != ref.key and counting.puts == puts + 1
+
+
 def test_another_run_storing_the_same_large_value_adds_under_a_megabyte(project, blobs):
     value = np.random.default_rng(1).random(20 * MB // 8)
     run_a = ArtifactStore(blobs, cache_dir=project / "cache-a")

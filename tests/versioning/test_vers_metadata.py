@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import run_python
@@ -269,26 +270,19 @@ def _process_writer(url: str, flow: str, start, results) -> None:
 @pytest.mark.parametrize("how", ["threads", "processes"])
 def test_two_runs_of_two_flows_writing_at_once_both_end_complete(db_url, how):
     if how == "threads":
-        start = threading.Barrier(2)
-        ids: list[str] = []
-        threads = [
-            threading.Thread(target=lambda f=f: ids.append(_write_one_run(db_url, f, start)))
-            for f in ("A", "B")
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        start = threading.Barrier(2, timeout=120)  # a writer that fails breaks it instead of hanging
+        with ThreadPoolExecutor(2) as pool:
+            ids = list(pool.map(lambda flow: _write_one_run(db_url, flow, start), ["A", "B"]))
     else:
         ctx = multiprocessing.get_context("fork")
-        start, results = ctx.Barrier(2), ctx.Queue()
+        start, results = ctx.Barrier(2, timeout=120), ctx.Queue()
         procs = [ctx.Process(target=_process_writer, args=(db_url, f, start, results)) for f in ("A", "B")]
         for p in procs:
             p.start()
-        ids = [results.get(timeout=120) for _ in procs]
         for p in procs:
-            p.join(timeout=60)
-            assert p.exitcode == 0
+            p.join(timeout=180)
+            assert p.exitcode == 0, "a writer process failed; its traceback is in the captured stderr"
+        ids = [results.get(timeout=10) for _ in procs]
     assert len(ids) == 2
     meta = MetadataStore(db_url)
     for run_id in ids:
@@ -305,7 +299,9 @@ def test_two_runs_of_two_flows_writing_at_once_both_end_complete(db_url, how):
 
 
 def test_an_unreachable_database_is_a_clear_error():
-    with pytest.raises(StoreError, match=r"(?s)cannot open the metadata store postgresql\+psycopg:.*metadata_url"):
+    with pytest.raises(
+        StoreError, match=r"(?s)cannot open the metadata store postgresql\+psycopg:.*metadata_url"
+    ):
         MetadataStore("postgresql://nobody@127.0.0.1:1/none")
 
 
