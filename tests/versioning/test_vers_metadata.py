@@ -314,3 +314,22 @@ def test_an_in_memory_sqlite_store_works_across_threads():
     thread.join()
     assert seen == [run_id]
     store.close()
+
+
+def _open_and_report(url: str, start: threading.Barrier) -> str | None:
+    start.wait()
+    store = MetadataStore(url)
+    try:
+        return store.revision()
+    finally:
+        store.close()
+
+
+def test_many_writers_opening_a_fresh_sqlite_database_at_once_all_succeed(tmp_path):
+    """Opening switches the file to WAL, which takes a lock without the busy timeout."""
+    for attempt in range(5):
+        url = f"sqlite:///{tmp_path}/fresh{attempt}/metadata.db"
+        start = threading.Barrier(8, timeout=60)
+        with ThreadPoolExecutor(8) as pool:
+            revisions = list(pool.map(_open_and_report, [url] * 8, [start] * 8))
+        assert revisions == [schema.HEAD] * 8
