@@ -3,10 +3,10 @@
 Submodules are imported on first use so that ``import lamina`` stays fast (SQLAlchemy and the
 serializers' libraries load only when a run or the client needs them):
 
-- :mod:`.layout` -- blob keys (pure functions)
+- :mod:`.layout` -- blob keys (pure functions), ``new_run_id``
 - :mod:`.serializers` -- the serializer registry (``register_serializer``)
 - :mod:`.artifacts` -- ``ArtifactStore``, ``ArtifactNamespace``
-- :mod:`.metadata` -- ``MetadataStore``, ``new_run_id``
+- :mod:`.metadata` -- ``MetadataStore``
 - :mod:`.codepkg` -- ``package_code``, ``store_code``, ``restore_code``
 """
 
@@ -20,7 +20,7 @@ _EXPORTS = {
     "ArtifactNamespace": "artifacts",
     "BlobStore": "artifacts",
     "MetadataStore": "metadata",
-    "new_run_id": "metadata",
+    "new_run_id": "layout",
     "register_serializer": "serializers",
     "package_code": "codepkg",
     "store_code": "codepkg",
