@@ -8,6 +8,7 @@ import pickle
 from collections import OrderedDict
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,21 @@ from lamina.versioning import serializers as ser
 from lamina.versioning.artifacts import ArtifactStore
 
 MB = 1 << 20
+
+
+def _mapped_from(path: str, address: int) -> bool:
+    """Whether ``address`` lies in a memory mapping of the file ``path`` (Linux /proc)."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc/self/maps")
+    real = os.path.realpath(path)
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == real:
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
 
 
 @pytest.fixture(params=["local", "remote-fetch", "remote-bytes"])
@@ -128,6 +144,7 @@ def test_large_arrays_load_as_writable_copy_on_write_memory_maps(store):
     ref = store.save(value)
     out = store.load(ref)
     assert isinstance(out, np.memmap), "a local blob must be memory-mapped, not read"
+    assert _mapped_from(store.blobs.local_path(ref.key), out.ctypes.data)
     out[:10] = -1.0  # users may mutate what they load ...
     again = store.load(ref)
     np.testing.assert_array_equal(again[:10], value[:10])  # ... without touching the stored artifact
@@ -147,9 +164,11 @@ def test_arrow_tables_round_trip_and_load_zero_copy(store):
     assert ref.serializer == "arrow" and ref.meta["rows"] == table.num_rows
     before = pa.total_allocated_bytes()
     out = store.load(ref)
-    assert pa.total_allocated_bytes() - before < MB, (
-        "loading must map the blob, not copy it into Arrow memory"
-    )
+    assert pa.total_allocated_bytes() - before < MB, "loading must not copy into Arrow memory"
+    path = store.blobs.local_path(ref.key)
+    for column in ("x", "s", "n"):
+        data_buffer = out.column(column).chunk(0).buffers()[-1]
+        assert _mapped_from(path, data_buffer.address), f"column {column} does not point into the blob"
     assert out.equals(table)
 
 
@@ -207,7 +226,7 @@ def test_pickled_containers_keep_large_buffers_out_of_band_and_mapped(store):
     assert "compression" not in ref.meta, "random floats do not compress: storing them raw is cheaper"
     out = store.load(ref)
     weights = out["weights"]
-    assert not weights.flags.owndata and weights.flags.writeable  # a view of the mapped blob
+    assert weights.flags.writeable and _mapped_from(store.blobs.local_path(ref.key), weights.ctypes.data)
     assert weights.ctypes.data % 64 == 0, "out-of-band buffers are 64-byte aligned in the blob"
     np.testing.assert_array_equal(weights, value["weights"])
 
