@@ -1,64 +1,31 @@
 """Capture a task's stdout and stderr at the file-descriptor level.
 
 Output of the step, of C extensions and of subprocesses it starts all go through fds 1 and 2; we
-point them at pipes, and a reader thread shows each line live, prefixed with the step and task,
-and keeps every byte for the task's stored logs.
+point them at pipes, and one reader thread shows each line live, prefixed with the step and
+task, and keeps every byte for the task's stored logs.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import sys
 import threading
 
 
 class _Stream:
-    def __init__(self, fd: int, prefix: bytes, echo: bool) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.prefix = prefix
-        self.echo = echo
         self.saved = os.dup(fd)
         self.chunks: list[bytes] = []
+        self.pending = b""
         read_end, write_end = os.pipe()
         os.dup2(write_end, fd)
         os.close(write_end)
         self.read_end = read_end
-        self.thread = threading.Thread(target=self._pump, name=f"lamina-capture-{fd}", daemon=True)
-        self.thread.start()
 
-    def _pump(self) -> None:
-        pending = b""
-        while True:
-            try:
-                chunk = os.read(self.read_end, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                break
-            self.chunks.append(chunk)
-            if self.echo:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                if lines:
-                    self._write(b"".join(self.prefix + line + b"\n" for line in lines))
-        if self.echo and pending:
-            self._write(self.prefix + pending + b"\n")
-        os.close(self.read_end)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.saved, view)
-            except OSError:
-                return
-            view = view[written:]
-
-    def close(self) -> bytes:
-        os.dup2(self.saved, self.fd)  # closes the pipe's last write end: the pump sees EOF
-        self.thread.join(timeout=10)
-        os.close(self.saved)
-        return b"".join(self.chunks)
+    def restore(self) -> None:
+        os.dup2(self.saved, self.fd)  # closes the pipe's last write end: the reader sees EOF
 
 
 class Capture:
@@ -70,16 +37,58 @@ class Capture:
         self.stdout = b""
         self.stderr = b""
         self._streams: list[_Stream] = []
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Capture:
         _flush()
-        self._streams = [_Stream(1, self.prefix, self.echo), _Stream(2, self.prefix, self.echo)]
+        self._streams = [_Stream(1), _Stream(2)]
+        self._thread = threading.Thread(target=self._pump, name="lamina-capture", daemon=True)
+        self._thread.start()
         return self
+
+    def _pump(self) -> None:
+        by_fd = {s.read_end: s for s in self._streams}
+        while by_fd:
+            ready, _, _ = select.select(list(by_fd), [], [])
+            for fd in ready:
+                stream = by_fd[fd]
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    if self.echo and stream.pending:
+                        self._write(stream, self.prefix + stream.pending + b"\n")
+                    os.close(fd)
+                    del by_fd[fd]
+                    continue
+                stream.chunks.append(chunk)
+                if self.echo:
+                    stream.pending += chunk
+                    *lines, stream.pending = stream.pending.split(b"\n")
+                    if lines:
+                        self._write(stream, b"".join(self.prefix + line + b"\n" for line in lines))
+
+    @staticmethod
+    def _write(stream: _Stream, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(stream.saved, view)
+            except OSError:
+                return
+            view = view[written:]
 
     def __exit__(self, *exc: object) -> None:
         _flush()
-        out, err = (s.close() for s in self._streams)
-        self.stdout, self.stderr = out, err
+        for stream in self._streams:
+            stream.restore()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for stream in self._streams:
+            os.close(stream.saved)
+        out, err = self._streams
+        self.stdout, self.stderr = b"".join(out.chunks), b"".join(err.chunks)
 
 
 def _flush() -> None:

@@ -16,13 +16,27 @@ _STOP = ("stop", ())
 
 
 class MetadataWriter:
+    """``store`` is a ``MetadataStore`` or a callable that opens one: opening it (SQLAlchemy's
+    import, the migration check) then happens on this thread, in parallel with the run."""
+
     def __init__(self, store: Any, max_batch: int = 500) -> None:
-        self.store = store
+        self._store = store
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="lamina-metadata", daemon=True)
         self._thread.start()
+
+    @property
+    def store(self) -> Any:
+        if callable(self._store) and not hasattr(self._store, "record_batch"):
+            self._store = self._store()
+        return self._store
+
+    def call(self, method: str, **kwargs: Any) -> None:
+        """Queue any other store call (``create_run``, ``finish_run``), applied in order."""
+        self._check()
+        self._queue.put(("call", (method, kwargs)))
 
     def started(self, *args: Any) -> None:
         self._check()
@@ -57,9 +71,18 @@ class MetadataWriter:
                 except queue.Empty:
                     break
             stop = _STOP in batch
-            ops = [op for op in batch if op != _STOP]
             try:
-                self.store.record_batch(ops)
+                pending: list[tuple[str, tuple[Any, ...]]] = []
+                for op in batch:
+                    if op[0] in ("started", "finished"):
+                        pending.append(op)
+                        continue
+                    self.store.record_batch(pending)
+                    pending = []
+                    if op[0] == "call":
+                        method, kwargs = op[1]
+                        getattr(self.store, method)(**kwargs)
+                self.store.record_batch(pending)
             except BaseException as exc:  # surfaced to the scheduler by the next call
                 self._error = exc
             finally:

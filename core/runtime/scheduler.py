@@ -90,10 +90,16 @@ class RunDriver:
     # -- preparation ------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Validate, start the compute layer's workers, store the code, open the run.
+
+        The warm workers start first so that their interpreter and imports overlap with the rest;
+        the metadata store is opened by the writer thread, off the critical path.
+        """
         from ..discovery import get_registry
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
-        from ..versioning.metadata import MetadataStore, new_run_id
+        from ..versioning.layout import new_run_id
+        from .metawriter import MetadataWriter
 
         self.graph.validate()
         for node in self.graph:
@@ -102,24 +108,31 @@ class RunDriver:
             self.resources[node.name] = res
             if not res.is_empty():
                 self.stack.compute.validate(node.name, res)
-        self.store = ArtifactStore(self.stack.versioning)
-        self.metadata = MetadataStore(self.stack.versioning.metadata_url())
         self.run_id = self.run_id or new_run_id()
-        self.code_key = store_code(self.store, Path(self.flow_file).parent)
-        if self.origin_run_id:
-            self._load_origin()
-        self.metadata.create_run(
-            flow_name=self.flow_name,
-            run_id=self.run_id,
-            params=self.params,
-            stack=self.stack.snapshot(),
-            code_key=self.code_key,
-            user=self.user,
-            tags=self.tags,
-            python_version=platform.python_version(),
-            packages=_packages(),
-            origin_run_id=self.origin_run_id,
-        )
+        self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
+        try:
+            self.store = ArtifactStore(self.stack.versioning)
+            url = self.stack.versioning.metadata_url()
+            self.writer = MetadataWriter(lambda: _open_metadata(url))
+            self.code_key = store_code(self.store, Path(self.flow_file).parent)
+            if self.origin_run_id:
+                self._load_origin()
+            self.writer.call(
+                "create_run",
+                flow_name=self.flow_name,
+                run_id=self.run_id,
+                params=self.params,
+                stack=self.stack.snapshot(),
+                code_key=self.code_key,
+                user=self.user,
+                tags=self.tags,
+                python_version=platform.python_version(),
+                packages=_packages(),
+                origin_run_id=self.origin_run_id,
+            )
+        except BaseException:
+            self.stack.compute.shutdown()
+            raise
         self.progress.say(
             f"{self.flow_name} · run {self.run_id} · stack {self.stack.name} "
             f"({', '.join(f'{k}={v.adapter}' for k, v in self.stack.profile.layers.items())})"
@@ -160,11 +173,7 @@ class RunDriver:
     # -- walking ----------------------------------------------------------------------------
 
     def walk(self) -> RunOutcome:
-        from .metawriter import MetadataWriter
-
-        self.writer = MetadataWriter(self.metadata)
         compute = self.stack.compute
-        compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         ok = False
         try:
             self._enqueue("start", [], [], None)
@@ -184,14 +193,14 @@ class RunDriver:
         except KeyboardInterrupt:
             for handle in list(self._running):
                 compute.cancel(handle)
+            self.writer.call("finish_run", run_id=self.run_id, ok=False)
             self.writer.close()
-            self.metadata.finish_run(self.run_id, ok=False)
             self.progress.say(f"interrupted. Resume with: {self.resume_hint()}")
             raise
         finally:
             compute.shutdown()
+        self.writer.call("finish_run", run_id=self.run_id, ok=ok)
         self.writer.close()
-        self.metadata.finish_run(self.run_id, ok=ok)
         from ..discovery import get_registry
 
         get_registry().hook().lamina_run_finished(run_id=self.run_id, flow_name=self.flow_name, ok=ok)
@@ -396,6 +405,12 @@ class RunDriver:
             del self._joins[key]
             self.progress.expect(join, 1)
             self._enqueue(join, [p for _, p in sorted(pending.arrived)], outer, None)
+
+
+def _open_metadata(url: str) -> Any:
+    from ..versioning.metadata import MetadataStore
+
+    return MetadataStore(url)
 
 
 def _indent(text: str) -> str:

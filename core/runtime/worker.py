@@ -12,6 +12,7 @@ EOF of the driver's pipe (the driver died or finished) stops the worker and its 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -48,6 +49,7 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
     queued: deque[tuple[str, Any]] = deque()  # at most max_workers run; the rest wait here
 
     def start(handle: str, spec: Any) -> None:
+        gc.freeze()  # objects made so far are never collected in a child: fewer copy-on-write faults
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -169,13 +171,18 @@ def _preload() -> None:
     """Import what every task needs, once, so forked children do not pay for it."""
     import importlib
 
-    for module in ("lamina.versioning.artifacts", "lamina.versioning.serializers", "lamina.flow.current"):
+    for module in (
+        "lamina.versioning.artifacts",
+        "lamina.versioning.serializers",
+        "lamina.versioning.layout",
+        "lamina.flow.current",
+        "lamina.runtime.capture",
+    ):
         importlib.import_module(module)
-    for optional in ("numpy", "pyarrow"):
-        try:
-            importlib.import_module(optional)
-        except ImportError:
-            pass
+    try:  # the pickle fallback's helper for lambdas and local classes
+        importlib.import_module("cloudpickle")
+    except ImportError:
+        pass
 
 
 def main(argv: list[str]) -> int:
