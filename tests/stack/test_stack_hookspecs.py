@@ -59,6 +59,8 @@ def plugin_modules() -> list[str]:
     names = []
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__main__":  # a program (python -m ...), not a module to import
+            continue
         if parts[-1] == "__init__":
             parts = parts[:-1]
         names.append(".".join(("lamina.plugins", *parts)))
