@@ -7,14 +7,23 @@ Two ways to get a cluster (the profile's ``[compute]`` table):
   worker processes of one thread each, every worker offering ``worker_resources``) and close it
   when the run ends.
 
-A task is one Dask task that runs Lamina's task entry point, ``python -m lamina task``, in a new
-process on the worker, with ``LAMINA_PROJECT_DIR`` set to the driver's project. Not ``run_task``
-in the worker itself: a task loads the flow as ``__main__``, points file descriptors 1 and 2 at
-its log capture and arms ``SIGALRM`` for ``@timeout``, all of which belong to the whole process,
-and a Dask worker runs tasks in threads next to its own event loop. A fresh process per task is
-also the isolation the local stack gives (module state, leaked memory and crashes stay in the task).
-The spec travels in a file on the worker (``--spec-file``), so a join over ten thousand inputs is
-not limited by the maximum length of a command-line argument.
+A task is one Dask task that runs Lamina's task entry point on the worker, with
+``LAMINA_PROJECT_DIR`` set to the driver's project and ``LAMINA_DASK_WORKER`` to the worker's
+address. Never ``run_task`` in the Dask worker process itself: a task loads the flow as
+``__main__``, points file descriptors 1 and 2 at its log capture and arms ``SIGALRM`` for
+``@timeout``, all of which belong to the whole process, while a Dask worker runs tasks in threads
+beside its own event loop; and a step that changes module state, leaks memory or crashes would
+take the worker with it. Instead (``mode``):
+
+- ``auto`` (where the flow file is on the worker and ``fork`` exists): the first task of a run on
+  a Dask worker starts a warm ``python -m lamina worker``, the local stack's own warm worker, which
+  imports Lamina and the flow once and forks a child per task that calls ``run_task``. Isolation
+  is that of a fresh process, at the cost of a fork. The adapter stops these workers when the run
+  ends.
+- ``process`` (and ``auto`` when the flow file is not on the worker: the task then restores the
+  code package from the blob store): each task is a new ``python -m lamina task --spec-file``
+  process. The spec travels in a file on the worker, so a join over ten thousand inputs is not
+  limited by the longest command-line argument.
 
 ``@resources`` maps onto Dask worker resources: ``cpu`` onto ``CPU``, ``memory`` (MiB) onto
 ``MEMORY`` (bytes), ``gpu`` onto ``GPU`` and ``disk`` (GiB) onto ``DISK`` (bytes). A step that
@@ -45,11 +54,12 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
+from lamina.runtime.task import EXIT_INFRA
 from pydantic import Field, field_validator
 
 ADAPTER_NAME = "dask"
@@ -87,6 +97,11 @@ class DaskComputeSettings(AdapterSettings):
     )
     environment: dict[str, str] = Field(
         default_factory=dict, description="extra non-secret environment variables for every task"
+    )
+    mode: Literal["auto", "process"] = Field(
+        default="auto",
+        description="auto: a warm `lamina worker` per Dask worker forks each task where the flow file is "
+        "on the worker; process: a new `python -m lamina task` process per task",
     )
 
     @field_validator("address", "python", mode="before")
@@ -209,70 +224,246 @@ def default_worker_resources(n_workers: int) -> dict[str, float]:
 # -- on the worker -----------------------------------------------------------------------------
 #
 # These run inside a Dask worker process (pickled by reference: the workers import this module).
+# Dask runs them in its worker threads; everything they share is guarded by _LOCK.
 
-_RUNNING: dict[str, subprocess.Popen[bytes]] = {}
+_LOCK = threading.Lock()
+_PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
+"""Process mode: the running task processes by handle."""
+_WARM: dict[tuple[str, ...], WarmWorker] = {}
+"""Warm mode: ``python -m lamina worker`` processes by (run, flow file, interpreter, environment)."""
 _CANCELLED: set[str] = set()
-_RUNNING_LOCK = threading.Lock()
+"""Handles cancelled before they reached this worker's process: they will not start."""
+WARM_IDLE_LIMIT = 600.0
+"""Seconds after which a warm worker with no task is stopped (its driver never said goodbye)."""
 
 
-def run_lamina_task(handle: str, spec_json: str, env: dict[str, str], python: str | None) -> tuple[int, str]:
-    """Run one task with ``python -m lamina task`` in a new process on this worker.
+class _Waiter:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.code = 0
+        self.output = ""
 
-    :return: the process's exit code and the tail of its own output (the step's output is in
-        the task's stored logs; this is what Lamina printed around it, e.g. an infrastructure
-        error before the task could record a result).
+
+class WarmWorker:
+    """One ``python -m lamina worker`` on this Dask worker: the flow imported once, a fork per task.
+
+    It is the local stack's warm worker (``lamina.runtime.worker``, JSON lines over two pipes),
+    so a task here is isolated exactly as on the local stack, and loads the flow as ``__main__``.
+    """
+
+    def __init__(self, python: str, flow_file: str, env: dict[str, str], slots: int) -> None:
+        fd, self.log_path = tempfile.mkstemp(prefix="lamina-dask-worker-", suffix=".log")
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-m", "lamina", "worker", "--flow-file", flow_file]
+                + ["--fd-in", str(to_worker_r), "--fd-out", str(from_worker_w), "--max-workers", str(slots)],
+                pass_fds=(to_worker_r, from_worker_w),
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(to_worker_w)
+            os.close(from_worker_r)
+            raise
+        finally:
+            os.close(fd)
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+        self.to_worker: int | None = to_worker_w
+        self.waiters: dict[str, _Waiter] = {}
+        self.error = ""
+        self.dead = False
+        self.last_used = time.monotonic()
+        self._send_lock = threading.Lock()
+        threading.Thread(
+            target=self._read, args=(from_worker_r,), name="lamina-warm-worker", daemon=True
+        ).start()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = memoryview((json.dumps(message) + "\n").encode())
+        with self._send_lock:
+            if self.to_worker is None:
+                raise BrokenPipeError("the warm worker was stopped")
+            while data:
+                data = data[os.write(self.to_worker, data) :]
+
+    def _read(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as stream:
+            for line in stream:
+                message = json.loads(line)
+                if message.get("ready") is False:
+                    self.error = f"the warm Lamina worker could not load the flow: {message.get('error')}"
+                elif "handle" in message:
+                    with _LOCK:
+                        waiter = self.waiters.pop(message["handle"], None)
+                    if waiter is not None:
+                        waiter.code = int(message["exit"])
+                        waiter.output = "" if waiter.code == 0 else self.log_tail()
+                        waiter.done.set()
+        code = self.proc.wait()
+        with _LOCK:
+            self.dead = True
+            orphans, self.waiters = list(self.waiters.values()), {}
+        for waiter in orphans:
+            waiter.code = code if code else EXIT_INFRA
+            waiter.output = (
+                (self.error or f"the warm Lamina worker exited (code {code})") + "\n" + self.log_tail()
+            )
+            waiter.done.set()
+        self._close()
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
+
+    def log_tail(self) -> str:
+        """The end of what the worker and its tasks printed (all of its tasks, interleaved)."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - LOG_TAIL))
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def run(self, handle: str, spec: dict[str, Any]) -> tuple[int, str]:
+        waiter = _Waiter()
+        with _LOCK:
+            if self.dead:
+                return EXIT_INFRA, self.error or "the warm Lamina worker had exited"
+            self.waiters[handle] = waiter
+            self.last_used = time.monotonic()
+        try:
+            self._send({"op": "run", "handle": handle, "spec": spec})
+        except OSError:
+            pass  # the worker died: the reader fails every waiter
+        waiter.done.wait()
+        with _LOCK:
+            self.last_used = time.monotonic()
+        return waiter.code, waiter.output
+
+    def cancel(self, handle: str) -> None:
+        try:
+            self._send({"op": "cancel", "handle": handle})
+        except OSError:
+            pass
+
+    def _close(self) -> None:
+        with self._send_lock:
+            if self.to_worker is not None:
+                os.close(self.to_worker)
+                self.to_worker = None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Close the worker's pipe: it stops its tasks (SIGTERM) and exits; SIGKILL after ``grace``."""
+        self._close()
+
+        def kill_if_alive() -> None:
+            if self.proc.poll() is None:
+                _signal_group(self.proc, signal.SIGKILL)
+
+        timer = threading.Timer(grace, kill_if_alive)
+        timer.daemon = True
+        timer.start()
+
+
+def run_lamina_task(
+    handle: str, spec_json: str, env: dict[str, str], python: str | None, mode: str = "auto"
+) -> tuple[int, str]:
+    """Run one task on this Dask worker: in a forked child of a warm ``python -m lamina worker``
+    (mode ``auto`` where the flow file is here and ``fork`` exists), else with
+    ``python -m lamina task`` in a new process.
+
+    :return: the exit code and, for a failure, the end of what Lamina printed around the step (an
+        infrastructure error before the task could record a result); the step's own output is
+        in the task's stored logs.
     """
     try:
         from distributed import get_worker
 
-        worker = get_worker().address
-    except (ImportError, ValueError):
-        worker = ""
+        worker = get_worker()
+        address, slots = worker.address, int(getattr(worker.state, "nthreads", 1) or 1)
+    except (ImportError, ValueError, AttributeError):
+        address, slots = "", 1
     spec = json.loads(spec_json)
     flow_file = spec.get("flow_file", "")
-    if os.path.isabs(flow_file) and not os.path.exists(flow_file) and spec.get("code_key"):
+    here = os.path.isabs(flow_file) and os.path.exists(flow_file)
+    if not here and spec.get("code_key"):
         # not on a shared filesystem: the task restores the code package from the blob store,
         # in which the flow file sits at the top (it is packaged from the flow's folder)
         spec["flow_file"] = os.path.basename(flow_file)
+    task_env = {**os.environ, **env, WORKER_ENV: address}
+    interpreter = python or sys.executable
+    with _LOCK:
+        if handle in _CANCELLED:
+            _CANCELLED.discard(handle)
+            return -signal.SIGTERM, "cancelled before it started"
+    if mode == "auto" and here and hasattr(os, "fork"):
+        return _warm_worker(spec, interpreter, task_env, slots).run(handle, spec)
+    return _run_process(handle, spec, interpreter, task_env)
+
+
+def _warm_worker(spec: dict[str, Any], python: str, env: dict[str, str], slots: int) -> WarmWorker:
+    key = (spec["run_id"], spec["flow_file"], python, json.dumps(env, sort_keys=True))
+    with _LOCK:
+        warm = _WARM.get(key)
+        if warm is not None and not warm.dead:
+            return warm
+        now = time.monotonic()
+        for other_key, other in list(_WARM.items()):  # drivers that died without shutting down
+            if other.dead or (not other.waiters and now - other.last_used > WARM_IDLE_LIMIT):
+                del _WARM[other_key]
+                other.stop()
+        warm = _WARM[key] = WarmWorker(python, spec["flow_file"], env, slots)
+        return warm
+
+
+def _run_process(handle: str, spec: dict[str, Any], python: str, env: dict[str, str]) -> tuple[int, str]:
+    # the spec travels in a file: a join's input list can exceed the longest command-line argument
     fd, spec_file = tempfile.mkstemp(prefix="lamina-task-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(spec, fh)
-        task_env = {**os.environ, **env, WORKER_ENV: worker}
-        with _RUNNING_LOCK:
-            if handle in _CANCELLED:
-                _CANCELLED.discard(handle)
-                return -signal.SIGTERM, "cancelled before it started"
+        with _LOCK:
             proc = subprocess.Popen(
-                [python or sys.executable, "-m", "lamina", "task", "--spec-file", spec_file, "--quiet"],
-                env=task_env,
+                [python, "-m", "lamina", "task", "--spec-file", spec_file, "--quiet"],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # cancel stops the task's own children too
             )
-            _RUNNING[handle] = proc
+            _PROCESSES[handle] = proc
         try:
             output, _ = proc.communicate()
         finally:
-            with _RUNNING_LOCK:
-                _RUNNING.pop(handle, None)
-        return proc.returncode, output.decode(errors="replace")[-LOG_TAIL:]
+            with _LOCK:
+                _PROCESSES.pop(handle, None)
+        return proc.returncode, "" if proc.returncode == 0 else output.decode(errors="replace")[-LOG_TAIL:]
     finally:
         os.unlink(spec_file)
 
 
 def kill_lamina_task(handle: str, grace: float = 5.0) -> bool:
-    """Stop the process of task ``handle`` if it runs on this worker: SIGTERM, SIGKILL after ``grace``.
+    """Stop task ``handle`` if it runs on this worker: SIGTERM, then SIGKILL after ``grace``.
 
     Runs in the worker's event loop (``Client.run``), so it never blocks. A task that has not
-    started yet here is remembered and will not start.
+    reached this worker's processes yet is remembered and will not start.
     """
-    with _RUNNING_LOCK:
-        proc = _RUNNING.get(handle)
-        if proc is None:
+    with _LOCK:
+        proc = _PROCESSES.get(handle)
+        warm = next((w for w in _WARM.values() if handle in w.waiters), None)
+        if proc is None and warm is None:
             _CANCELLED.add(handle)
             return False
+    if warm is not None:
+        warm.cancel(handle)
+        return True
+    assert proc is not None
     _signal_group(proc, signal.SIGTERM)
 
     def kill_if_alive() -> None:
@@ -283,6 +474,16 @@ def kill_lamina_task(handle: str, grace: float = 5.0) -> bool:
     timer.daemon = True
     timer.start()
     return True
+
+
+def stop_warm_workers(run_id: str) -> int:
+    """Stop this worker's warm workers of run ``run_id`` (``Client.run`` at the end of a run)."""
+    with _LOCK:
+        mine = [key for key in _WARM if key[0] == run_id]
+        stopping = [_WARM.pop(key) for key in mine]
+    for warm in stopping:
+        warm.stop()
+    return len(stopping)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -317,6 +518,7 @@ class DaskCompute:
         self._futures: dict[str, Any] = {}
         self._logs: dict[str, str] = {}
         self._wakeups: queue.Queue[str] = queue.Queue()
+        self._runs: set[str] = set()
 
     # -- the cluster ------------------------------------------------------------------------
 
@@ -379,7 +581,7 @@ class DaskCompute:
                 dashboard_address="127.0.0.1:0",
                 worker_dashboard_address=None,
                 resources=self.local_worker_resources(),
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # workers' shutdown races are noise to a flow's user
                 timeout=self.settings.timeout,
             )
         except Exception as exc:
@@ -444,6 +646,7 @@ class DaskCompute:
     def compute_start(self, run_id: str, flow_file: str, stack: dict[str, Any], max_workers: int) -> None:
         """Connect to the cluster (or start the LocalCluster) and wait for a first worker."""
         client = self._connect()
+        self._runs.add(run_id)
         try:
             client.wait_for_workers(1, timeout=self.settings.timeout)
         except TimeoutError as exc:
@@ -467,6 +670,7 @@ class DaskCompute:
             remote.model_dump_json(),
             self.task_env(),
             self.settings.python,
+            self.settings.mode,
             key=handle,
             pure=False,
             resources=dask_resources(task.resources) or None,
@@ -557,7 +761,13 @@ class DaskCompute:
         self._futures.clear()
         client, cluster = self._client, self._cluster
         self._client = self._cluster = None
+        runs, self._runs = self._runs, set()
         if client is not None:
+            try:
+                for run_id in runs:  # the warm workers of this run, on every Dask worker
+                    client.run(stop_warm_workers, run_id)
+            except Exception as exc:  # a later run stops them once idle for WARM_IDLE_LIMIT
+                logger.warning("stopping the warm Lamina workers failed: %s: %s", type(exc).__name__, exc)
             try:
                 client.close(timeout=self.settings.timeout)
             except Exception:

@@ -107,8 +107,17 @@ def write_profile(project: Path, name: str, compute: str) -> str:
 
 @pytest.fixture
 def dask_stack(lamina_project: Path, cluster: Cluster) -> str:
-    """A project profile whose compute is the module's cluster, by address."""
+    """A project profile whose compute is the module's cluster, by address (warm workers)."""
     return write_profile(lamina_project, STACK, f'address = "{cluster.address}"\ntimeout = 30')
+
+
+@pytest.fixture(params=["auto", "process"])
+def each_mode(request: pytest.FixtureRequest, lamina_project: Path, cluster: Cluster) -> str:
+    """The module's cluster in each mode: warm forking workers, and a process per task."""
+    mode = request.param
+    return write_profile(
+        lamina_project, f"{STACK}-{mode}", f'address = "{cluster.address}"\ntimeout = 30\nmode = "{mode}"'
+    )
 
 
 def write_flow(project: Path, name: str, source: str) -> Path:
@@ -130,6 +139,18 @@ def children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
+def warm_workers() -> list[int]:
+    """``python -m lamina worker`` processes under this one (the cluster's workers are its children)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.cmdline()[1:4] == ["-m", "lamina", "worker"]:
+                found.append(proc.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
 # -- same results as on the local stack --------------------------------------------------------
 
 
@@ -145,6 +166,8 @@ def test_nested_foreach_gives_the_same_results_as_local(run_flow, dask_stack: st
     # every task went through the cluster: start, 2 fans, 6 leaves, 2 inner joins, the outer join, end
     ran = [t["key"] for t in stream.data if on_dask.run_id in str(t["key"])]
     assert len(ran) == 13
+    # the run's warm workers on the cluster's workers stop when it ends
+    wait_until(lambda: not warm_workers(), "the run's warm Lamina workers to stop")
 
 
 def test_quickstart_on_a_local_cluster_the_stack_starts_and_closes(
@@ -231,7 +254,10 @@ PLACED_FLOW = """
         @resources(gpu=1)
         @step
         def on_gpu(self):
+            import psutil
+
             self.worker = os.environ["LAMINA_DASK_WORKER"]
+            self.forked_by = psutil.Process(os.getppid()).cmdline()[1:4]
             print("ran on", self.worker)
             self.next(self.big_memory)
 
@@ -256,6 +282,7 @@ def test_resources_that_fit_run_on_a_worker_that_offers_them(
     gpu_task = run["on_gpu"].task
     assert gpu_task.data.worker == cluster.gpu_worker
     assert f"ran on {cluster.gpu_worker}" in gpu_task.stdout
+    assert gpu_task.data.forked_by == ["-m", "lamina", "worker"]  # a warm worker's child
     # 3000 MiB is more than the GPU worker's 2e9 bytes: only the LocalCluster's workers fit
     assert run["big_memory"].task.data.worker in cluster.local_workers
 
@@ -295,9 +322,9 @@ def test_a_failing_step_fails_the_run_cleanly(run_flow, lamina_project: Path, da
 
 
 def test_a_task_that_crashes_its_process_fails_the_run_and_spares_the_others(
-    run_flow, dask_stack: str
+    run_flow, each_mode: str
 ) -> None:
-    outcome = run_flow(RUNTIME_FLOWS / "isolation.py", {"crash": True}, stack=dask_stack)
+    outcome = run_flow(RUNTIME_FLOWS / "isolation.py", {"crash": True}, stack=each_mode)
     assert not outcome.ok
     assert outcome.failed_step == "work"
     run = Run(outcome.run_id)
@@ -343,11 +370,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_cancel_stops_the_task_process_on_its_worker(lamina_project: Path, dask_stack: str) -> None:
+def test_cancel_stops_the_task_process_on_its_worker(lamina_project: Path, each_mode: str) -> None:
     from lamina.stack import resolve_stack
 
     flow = write_flow(lamina_project, "sleepy", SLEEPY_FLOW)
-    with resolve_stack(dask_stack) as stack:
+    with resolve_stack(each_mode) as stack:
         spec = TaskSpec(
             run_id="cancelled-run",
             flow_name="SleepyFlow",
