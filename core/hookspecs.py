@@ -97,6 +97,8 @@ class DataSpec:
         :return: a :class:`DataResult` with an Arrow table (no row-by-row conversion) and the
             snapshot the query saw. Idempotent.
         :raises DataError: bad SQL or an unknown table.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
@@ -104,6 +106,8 @@ class DataSpec:
         """Read a whole table by name. Idempotent.
 
         :raises DataError: the table does not exist (the message lists what does).
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
@@ -111,19 +115,30 @@ class DataSpec:
         """Write an Arrow table; ``mode`` is ``replace`` (create or replace) or ``append``.
 
         :return: the snapshot of the table after the write. ``replace`` is idempotent.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
     def data_tables(self) -> list[str]:
-        """Names of the tables the adapter can read."""
+        """Names of the tables the adapter can read.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def data_check(self) -> CheckResult:
-        """Probe credentials and reachability; never raises, reports."""
+        """Probe credentials and reachability; never raises, reports.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def data_transient_errors(self) -> tuple[type[BaseException], ...]:
-        """Exception types worth retrying with backoff (throttling, dropped connections, locks)."""
+        """Exception types worth retrying with backoff (throttling, dropped connections, locks).
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec
     def data_close(self) -> None:
@@ -139,17 +154,24 @@ class ComputeSpec:
 
         :return: a short description of what the step will get (e.g. an instance type).
         :raises ResourceUnsatisfiable: naming the step, what was asked and the largest offer.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
     def compute_start(self, run_id: str, flow_file: str, stack: dict[str, Any], max_workers: int) -> None:
-        """Prepare for a run (start warm workers, connect to a cluster). Called once per run."""
+        """Prepare for a run (start warm workers, connect to a cluster). Called once per run.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def compute_submit(self, task: TaskSpec) -> str:
         """Start one task; it must run ``lamina.runtime.task.run_task`` (``python -m lamina task``).
 
         :return: a handle for :meth:`compute_wait` and :meth:`compute_cancel`.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
@@ -159,6 +181,8 @@ class ComputeSpec:
         An adapter that queues tasks itself and never runs more than ``max_workers`` at once
         answers a positive number, so its workers start the next task without waiting for the
         scheduler. Adapters that start every submitted task at once answer 0 (the default).
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
@@ -166,15 +190,23 @@ class ComputeSpec:
         """Wait up to ``timeout`` seconds for any of ``handles`` to finish.
 
         :return: the statuses of the tasks that finished (possibly none).
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
     def compute_cancel(self, handle: str) -> None:
-        """Stop a task. Idempotent; a finished task is left alone."""
+        """Stop a task. Idempotent; a finished task is left alone.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def compute_logs(self, handle: str) -> str:
-        """Platform logs of a task (beyond its own stdout/stderr), or ``""``."""
+        """Platform logs of a task (beyond its own stdout/stderr), or ``""``.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec
     def compute_shutdown(self) -> None:
@@ -182,11 +214,17 @@ class ComputeSpec:
 
     @hookspec(firstresult=True)
     def compute_check(self) -> CheckResult:
-        """Probe credentials and capacity; never raises, reports."""
+        """Probe credentials and capacity; never raises, reports.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def compute_transient_errors(self) -> tuple[type[BaseException], ...]:
-        """Exception types worth retrying with backoff."""
+        """Exception types worth retrying with backoff.
+
+        Stops at the first non-None result (firstresult).
+        """
 
 
 class OrchestrationSpec:
@@ -200,6 +238,8 @@ class OrchestrationSpec:
             tasks to the stack's compute and records their results.
         :return: the outcome, or ``None`` when this orchestrator does not take interactive
             runs; the built-in scheduler then walks the DAG.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
@@ -209,19 +249,30 @@ class OrchestrationSpec:
         :param flow: the flow's descriptor (``lamina.flow.graph.FlowGraph.describe()``) plus
             ``code_key``, ``stack`` and ``parameters``.
         Idempotent: deploying twice updates.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
     def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
-        """Start a run of a deployed flow. :return: the execution's id."""
+        """Start a run of a deployed flow. :return: the execution's id.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def orchestration_check(self) -> CheckResult:
-        """Probe credentials and permissions; never raises, reports."""
+        """Probe credentials and permissions; never raises, reports.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def orchestration_transient_errors(self) -> tuple[type[BaseException], ...]:
-        """Exception types worth retrying with backoff."""
+        """Exception types worth retrying with backoff.
+
+        Stops at the first non-None result (firstresult).
+        """
 
 
 class VersioningSpec:
@@ -239,43 +290,72 @@ class VersioningSpec:
 
         Readers never see a partial object. With ``overwrite=False`` an existing key is kept.
         :return: whether anything was written. Idempotent.
+
+        Stops at the first non-None result (firstresult).
         """
 
     @hookspec(firstresult=True)
     def versioning_get(self, key: str) -> bytes:
-        """Return the bytes under ``key``. :raises KeyError: no such key."""
+        """Return the bytes under ``key``. :raises KeyError: no such key.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_local_path(self, key: str) -> str | None:
-        """A local filesystem path holding the bytes of ``key`` (to memory-map), or ``None``."""
+        """A local filesystem path holding the bytes of ``key`` (to memory-map), or ``None``.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_fetch(self, key: str, path: str) -> None:
-        """Download ``key`` to the local file ``path``. :raises KeyError: no such key."""
+        """Download ``key`` to the local file ``path``. :raises KeyError: no such key.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_exists(self, keys: list[str]) -> list[bool]:
-        """Whether each key exists."""
+        """Whether each key exists.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_list(self, prefix: str) -> list[str]:
-        """Keys that start with ``prefix``, sorted."""
+        """Keys that start with ``prefix``, sorted.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_delete(self, keys: list[str]) -> None:
-        """Remove keys; missing ones are ignored."""
+        """Remove keys; missing ones are ignored.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_metadata_url(self) -> str:
-        """The SQLAlchemy URL of the metadata database (never with a password in it)."""
+        """The SQLAlchemy URL of the metadata database (never with a password in it).
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_check(self) -> CheckResult:
-        """Probe the bucket and the database; never raises, reports."""
+        """Probe the bucket and the database; never raises, reports.
+
+        Stops at the first non-None result (firstresult).
+        """
 
     @hookspec(firstresult=True)
     def versioning_transient_errors(self) -> tuple[type[BaseException], ...]:
-        """Exception types worth retrying with backoff."""
+        """Exception types worth retrying with backoff.
+
+        Stops at the first non-None result (firstresult).
+        """
 
 
 LAYER_SPECS: dict[str, type] = {

@@ -103,6 +103,8 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
             given[name] = params[name].convert(value)
     from ..runtime.api import run_flow
 
+    if args.quiet:
+        os.environ["LAMINA_QUIET"] = "1"  # tasks inherit it: their output is stored, not shown
     outcome = run_flow(
         flow_cls,
         given,

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest")
     p.add_argument("--stack")
 
+    p = sub.add_parser("sync", help="index runs in the metadata store from the blob store (deployed flows)")
+    p.add_argument("target", help="FLOW (every run of it) or FLOW/RUN")
+    p.add_argument("--stack")
+
     p = sub.add_parser("trigger", help="start a run of a deployed flow")
     p.add_argument("flow")
     p.add_argument("--stack")
@@ -106,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import inspect_cmds
 
             return inspect_cmds.run(args)
+        if args.command == "sync":
+            from ..runtime.sync import sync_cmd
+
+            return sync_cmd(args)
         if args.command == "trigger":
             from ..runtime.deploy import trigger_cmd
 

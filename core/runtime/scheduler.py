@@ -100,6 +100,7 @@ class RunDriver:
         from ..versioning.codepkg import store_code
         from ..versioning.layout import new_run_id
         from .metawriter import MetadataWriter
+        from .sync import write_manifest
 
         self.graph.validate()
         for node in self.graph:
@@ -111,25 +112,26 @@ class RunDriver:
         self.run_id = self.run_id or new_run_id()
         self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         try:
-            self.store = ArtifactStore(self.stack.versioning)
+            self.store = ArtifactStore(self.stack.versioning, cache_dir=self.stack.project_dir / ".lamina" / "cache")
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
             if self.origin_run_id:
                 self._load_origin()
-            self.writer.call(
-                "create_run",
-                flow_name=self.flow_name,
-                run_id=self.run_id,
-                params=self.params,
-                stack=self.stack.snapshot(),
-                code_key=self.code_key,
-                user=self.user,
-                tags=self.tags,
-                python_version=platform.python_version(),
-                packages=_packages(),
-                origin_run_id=self.origin_run_id,
-            )
+            manifest = {
+                "flow_name": self.flow_name,
+                "run_id": self.run_id,
+                "params": self.params,
+                "stack": self.stack.snapshot(),
+                "code_key": self.code_key,
+                "user": self.user,
+                "tags": self.tags,
+                "python_version": platform.python_version(),
+                "packages": _packages(),
+                "origin_run_id": self.origin_run_id,
+            }
+            write_manifest(self.stack, self.flow_name, self.run_id, manifest)
+            self.writer.call("create_run", **manifest)
         except BaseException:
             self.stack.compute.shutdown()
             raise

@@ -29,6 +29,7 @@ RUNS_PREFIX = "runs/"
 CODE_SUFFIX = ".tar.gz"
 RECORD_NAME = "record.json"
 PARAMS_NAME = "params.json"
+MANIFEST_NAME = "run.json"
 
 OWNED_TEMP_SUFFIX = ".lamina-owned"
 """Convention of ``versioning_put(path=...)``: a file whose name ends with this suffix is a
@@ -94,6 +95,12 @@ def run_prefix(flow: str, run_id: str) -> str:
 def run_params_key(flow: str, run_id: str) -> str:
     """Key of a run's parameters (JSON)."""
     return run_prefix(flow, run_id) + PARAMS_NAME
+
+
+def run_manifest_key(flow: str, run_id: str) -> str:
+    """Key of a run's manifest (JSON: parameters, stack, code, user, tags, versions), from which
+    ``lamina sync`` can index a run in any metadata store."""
+    return run_prefix(flow, run_id) + MANIFEST_NAME
 
 
 def task_prefix(flow: str, run_id: str, step: str, task_id: str) -> str:

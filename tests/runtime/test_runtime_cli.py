@@ -166,3 +166,28 @@ def test_max_splits_caps_a_foreach() -> None:
     result = flow_cli("counted_foreach.py", "run", "--width", "20", "--max-splits", "10")
     assert result.returncode != 0
     assert "fans out over 20 items, more than the cap of 10" in result.stderr
+
+
+def test_sync_rebuilds_the_index_from_the_blob_store_alone(lamina_project: Path) -> None:
+    result = flow_cli("counted_foreach.py", "run", "--width", "3", "--tag", "nightly")
+    assert result.returncode == 0, result.stderr
+    run_id = result.stderr.split(" · run ")[1].split()[0]
+    for path in (lamina_project / ".lamina").glob("metadata.db*"):
+        path.unlink()  # as if the tasks had run where no database was reachable
+    synced = subprocess.run(
+        [sys.executable, "-m", "lamina", "sync", f"CountedFlow/{run_id}"], capture_output=True, text=True
+    )
+    assert synced.returncode == 0, synced.stderr
+    assert "succeeded" in synced.stdout
+    run = Run(run_id)
+    assert run.successful and run.tags == ["nightly"] and run.params["width"] == 3
+    assert run.data.squares == [0, 1, 4]
+
+
+def test_quiet_shows_only_the_outcome(tmp_path: Path) -> None:
+    id_file = tmp_path / "run-id"
+    result = flow_cli("linear_params.py", "run", "--n", "1", "--quiet", "--run-id-file", str(id_file))
+    assert result.returncode == 0, result.stderr
+    assert "hello from start" not in result.stdout + result.stderr
+    run_id = id_file.read_text()
+    assert "hello from start" in Run(run_id)["start"].task.stdout

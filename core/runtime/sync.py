@@ -1,0 +1,131 @@
+"""``lamina sync``: index runs in the metadata store from what their tasks left in the blob store.
+
+A task needs nothing but the blob store; whoever scheduled it records the result. For a run the
+local scheduler walked, that already happened. For a deployed flow (Step Functions, Vertex AI
+Pipelines, Azure ML) the tasks ran with no scheduler of ours watching: ``lamina sync`` reads each
+run's manifest and task records and records them, idempotently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LaminaError, StoreError
+from ..models import TaskRecord
+
+if TYPE_CHECKING:
+    from ..stack import Stack
+
+
+@dataclass
+class SyncResult:
+    run_id: str
+    flow: str
+    tasks: int
+    status: str
+    created: bool
+
+
+def list_runs(stack: Stack, flow: str) -> list[str]:
+    from ..versioning import layout
+
+    prefix = f"{layout.RUNS_PREFIX}{layout.check_segment(flow, 'flow name')}/"
+    runs = {key[len(prefix) :].split("/", 1)[0] for key in stack.versioning.list(prefix)}
+    return sorted(runs)
+
+
+def sync_run(stack: Stack, flow: str, run_id: str) -> SyncResult:
+    """Record run ``flow/run_id`` and all its task attempts found in the blob store."""
+    from ..versioning import layout
+    from ..versioning.metadata import MetadataStore
+
+    blobs = stack.versioning
+    keys = [k for k in blobs.list(layout.run_prefix(flow, run_id)) if k.endswith("/" + layout.RECORD_NAME)]
+    manifest = _manifest(stack, flow, run_id)
+    if manifest is None and not keys:
+        raise LaminaError(
+            f"nothing is stored for run {flow}/{run_id} on stack {stack.name}: check the flow name and run id."
+        )
+    store = MetadataStore(blobs.metadata_url())
+    created = False
+    try:
+        store.create_run(
+            flow_name=flow,
+            run_id=run_id,
+            params=(manifest or {}).get("params", {}),
+            stack=(manifest or {}).get("stack", {}),
+            code_key=(manifest or {}).get("code_key"),
+            user=(manifest or {}).get("user", ""),
+            tags=(manifest or {}).get("tags", []),
+            python_version=(manifest or {}).get("python_version", ""),
+            packages=(manifest or {}).get("packages", {}),
+            origin_run_id=(manifest or {}).get("origin_run_id"),
+        )
+        created = True
+    except StoreError:
+        pass  # already indexed: records below are replaced idempotently
+    records = [(TaskRecord.model_validate_json(blobs.get(k)), k) for k in keys]
+    records.sort(key=lambda rk: (rk[0].started_at, rk[0].attempt))
+    store.record_batch([("finished", (record, key)) for record, key in records])
+    status = _status(records)
+    if status != "running":
+        store.finish_run(run_id, ok=status == "succeeded")
+    return SyncResult(run_id=run_id, flow=flow, tasks=len(records), status=status, created=created)
+
+
+def _manifest(stack: Stack, flow: str, run_id: str) -> dict[str, Any] | None:
+    from ..versioning import layout
+
+    for key in (layout.run_manifest_key(flow, run_id), layout.run_params_key(flow, run_id)):
+        try:
+            data = json.loads(stack.versioning.get(key))
+        except KeyError:
+            continue
+        return data if key.endswith(layout.MANIFEST_NAME) else {"params": data}
+    return None
+
+
+def _status(records: list[tuple[TaskRecord, str]]) -> str:
+    latest: dict[tuple[str, str], TaskRecord] = {}
+    for record, _ in records:
+        prev = latest.get((record.step, record.task_id))
+        if prev is None or prev.attempt <= record.attempt:
+            latest[(record.step, record.task_id)] = record
+    if any(r.step == "end" and r.ok for r in latest.values()):
+        return "succeeded"
+    stale = dt.datetime.now(dt.UTC) - dt.timedelta(hours=24)
+    if any(not r.ok for r in latest.values()) and all(
+        r.finished_at < stale or not r.ok for r in latest.values()
+    ):
+        return "failed"
+    return "running"
+
+
+def write_manifest(stack: Stack, flow: str, run_id: str, manifest: dict[str, Any]) -> None:
+    from ..versioning import layout
+
+    stack.versioning.put(
+        layout.run_manifest_key(flow, run_id),
+        data=json.dumps(manifest, sort_keys=True, default=str).encode(),
+        overwrite=True,
+    )
+
+
+def sync_cmd(args: Any) -> int:
+    from ..stack import resolve_stack
+
+    flow, _, run_id = args.target.partition("/")
+    with resolve_stack(args.stack) as stack:
+        run_ids = [run_id] if run_id else list_runs(stack, flow)
+        if not run_ids:
+            raise LaminaError(f"no runs of {flow} are stored on stack {stack.name}.")
+        for rid in run_ids:
+            result = sync_run(stack, flow, rid)
+            print(
+                f"{flow}/{rid}: {result.tasks} task record(s), {result.status}"
+                + (" (new)" if result.created else "")
+            )
+    return 0
