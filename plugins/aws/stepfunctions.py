@@ -1,0 +1,377 @@
+"""The ``step-functions`` orchestration adapter: deployed flows run as AWS Step Functions state machines.
+
+``python flow.py deploy --stack aws-sagemaker`` compiles the flow (see :mod:`.asl`), stores the
+deploy template (what each task needs: input rules, resources, code package, stack) in the
+versioning bucket, and creates the state machine ``{name_prefix}{FlowName}``, or updates it
+when it exists, so deploying twice is safe. With ``--schedule`` an EventBridge rule starts it;
+without, an existing schedule is removed (the deployment is the desired state).
+``lamina trigger FLOW`` starts an execution whose name is the new run id.
+
+Interactive runs (``python flow.py run``) are walked by the built-in scheduler on the user's
+machine; each task still runs on the stack's compute (SageMaker).
+
+A deployed run's tasks store their artifacts, logs and records in the bucket, but nothing
+records the run in the metadata database (the tasks cannot reach a laptop's SQLite file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from lamina.errors import LaminaError, ParameterError
+from lamina.hookspecs import AdapterContext, hookimpl
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunOutcome
+from pydantic import Field, field_validator
+
+from . import _aws
+from .asl import Compiler, task_template, to_aws_schedule
+
+ADAPTER_NAME = "step-functions"
+TEMPLATE_TAG = "lamina:template"
+
+
+class StepFunctionsSettings(AdapterSettings):
+    """Settings of the ``step-functions`` orchestration adapter (the ``[orchestration]`` table)."""
+
+    role: str = Field(description="IAM role ARN the state machine runs as (SageMaker, S3, iam:PassRole)")
+    region: str | None = None
+    endpoint_url: str | None = None
+    name_prefix: str = Field(default="lamina-", description="state machine names are prefix + flow name")
+    events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
+    max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
+
+    @field_validator("region", "endpoint_url", "events_role", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("role")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        if _aws.role_name(value) is None:
+            raise ValueError(
+                f"{value!r} is not an IAM role ARN: name the role the state machine runs as "
+                "(LAMINA_SFN_ROLE for the built-in aws-sagemaker profile)"
+            )
+        return value
+
+
+class StepFunctionsOrchestration:
+    """Orchestration-layer plugin; see the module docstring."""
+
+    def __init__(self, settings: StepFunctionsSettings, context: AdapterContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def _client(self, service: str) -> Any:
+        return _aws.client(service, self.settings.region, endpoint_url=self.settings.endpoint_url)
+
+    def machine_name(self, flow_name: str) -> str:
+        return f"{self.settings.name_prefix}{flow_name}"[:80]
+
+    # -- compiling -------------------------------------------------------------------------
+
+    def compile(self, flow: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """``(definition, template, template S3 URI)`` for a flow descriptor; no calls are made."""
+        from .container import resolve_stack_snapshot
+        from .sagemaker_compute import SageMakerSettings, default_output_path, job_slug, training_job_request
+
+        stack = flow["stack"]
+        resolved = resolve_stack_snapshot(stack)
+        layers = resolved["layers"]
+        compute = dict(layers["compute"])
+        if compute.pop("adapter") != "sagemaker":
+            raise LaminaError(
+                f"the step-functions orchestrator runs each task as a SageMaker training job, but stack "
+                f"{stack.get('name')!r} uses the compute adapter {layers['compute']['adapter']!r}: set "
+                '[compute] adapter = "sagemaker".'
+            )
+        versioning = layers["versioning"]
+        if versioning.get("adapter") != "s3":
+            raise LaminaError(
+                "the step-functions orchestrator needs the s3 versioning adapter: deployed tasks find their "
+                f"inputs and the deploy template in S3, but stack {stack.get('name')!r} uses "
+                f"{versioning.get('adapter')!r}."
+            )
+        sm = SageMakerSettings.model_validate(compute)
+        bucket, prefix = versioning["bucket"], str(versioning.get("prefix", "lamina")).strip("/")
+        template = {
+            "flow_name": flow["name"],
+            "flow_file": flow["flow_file"],
+            "code_key": flow["code_key"],
+            "stack": stack,
+            "user": flow.get("user", ""),
+            "parameters": flow.get("parameters", {}),
+            "steps": task_template(flow),
+        }
+        blob = json.dumps(template, sort_keys=True, default=str)
+        digest = hashlib.sha256(blob.encode()).hexdigest()
+        key = f"{prefix + '/' if prefix else ''}deploy/{flow['name']}/{digest}.json"
+        uri = f"s3://{bucket}/{key}"
+        output = default_output_path(sm, stack)
+
+        from lamina.models import Resources
+
+        from .instance_types import pick_instance_type, volume_size
+
+        def parameters(step: str) -> dict[str, Any]:
+            res = Resources(**template["steps"][step]["resources"])
+            chosen = pick_instance_type(step, res, sm.instance_type)
+            timeout = template["steps"][step]["timeout"]
+            return training_job_request(
+                sm,
+                name="(set per execution)",
+                arguments=[],
+                instance_type=chosen.name,
+                volume_gb=volume_size(res, sm.volume_size_gb),
+                max_runtime=int(timeout) + 300 if timeout else sm.max_runtime_seconds,
+                output_path=output,
+                tags={"lamina:flow": flow["name"], "lamina:step": step},
+            )
+
+        def stem(step: str) -> str:  # 26 characters leave room for '-' and a UUID in 63
+            return job_slug(sm.job_name_prefix, flow["name"], step)[:26].rstrip("-")
+
+        compiler = Compiler(
+            flow,
+            template_uri=uri,
+            bucket=bucket,
+            prefix=prefix,
+            task_parameters=parameters,
+            job_name_stem=stem,
+            secrets_arn=sm.secrets_arn,
+            max_concurrency=self.settings.max_concurrency,
+        )
+        definition = compiler.definition()
+        return definition, template, uri
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    @hookimpl
+    def orchestration_run(self, runtime: Any) -> RunOutcome | None:
+        """``None``: interactive runs are walked by the built-in scheduler, tasks run on SageMaker."""
+        return None
+
+    @hookimpl
+    def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
+        """Create or update the flow's state machine (and its schedule). Idempotent.
+
+        :param flow: ``FlowGraph.describe()`` plus ``code_key``, ``stack``, ``flow_file``,
+            ``parameters`` (see :func:`lamina.runtime.deploy.deploy_flow`).
+        :raises LaminaError: the stack cannot run deployed flows, or AWS refused (what and why).
+        """
+        from botocore.exceptions import ClientError
+
+        aws_schedule = None
+        if schedule:
+            try:
+                aws_schedule = to_aws_schedule(schedule)
+            except ValueError as exc:
+                raise LaminaError(str(exc)) from None
+            required = [n for n, p in flow.get("parameters", {}).items() if not p.get("has_default", True)]
+            if required:
+                raise ParameterError(
+                    f"{flow['name']} cannot run on a schedule: parameter(s) {', '.join(required)} have no default "
+                    "and a scheduled run cannot give them. Give them defaults, or trigger runs with `lamina trigger`."
+                )
+        definition, template, uri = self.compile(flow)
+        name = self.machine_name(flow["name"])
+        if dry_run:
+            return DeployResult(
+                flow_name=flow["name"], target=f"(dry run) state machine {name}", definition=definition,
+                schedule=aws_schedule, dry_run=True,
+            )  # fmt: skip
+        self._store_template(uri, template)
+        sfn = self._client("stepfunctions")
+        body = json.dumps(definition)
+        arn = self._find(name)
+        try:
+            with _aws.translated(f"deploying the state machine {name}"):
+                if arn is None:
+                    arn = sfn.create_state_machine(
+                        name=name,
+                        definition=body,
+                        roleArn=self.settings.role,
+                        type="STANDARD",
+                        tags=[
+                            {"key": "lamina:flow", "value": flow["name"]},
+                            {"key": TEMPLATE_TAG, "value": uri},
+                        ],
+                    )["stateMachineArn"]
+                else:
+                    sfn.update_state_machine(stateMachineArn=arn, definition=body, roleArn=self.settings.role)
+                    sfn.tag_resource(resourceArn=arn, tags=[{"key": TEMPLATE_TAG, "value": uri}])
+        except ClientError as exc:
+            raise LaminaError(
+                f"Step Functions refused the state machine {name}: {_aws.error_message(exc)}. Check that "
+                f"{self.settings.role} exists and may be passed (iam:PassRole), and run `lamina stack check`."
+            ) from exc
+        self._schedule(name, arn, aws_schedule, flow)
+        return DeployResult(flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule)
+
+    def _store_template(self, uri: str, template: dict[str, Any]) -> None:
+        bucket, key = uri[len("s3://") :].split("/", 1)
+        s3 = self._client("s3")
+        _aws.call(
+            f"storing the deploy template at {uri}",
+            s3.put_object,
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(template, sort_keys=True, default=str).encode(),
+            ContentType="application/json",
+        )
+
+    def _find(self, name: str) -> str | None:
+        sfn = self._client("stepfunctions")
+        with _aws.translated("listing state machines"):
+            for page in sfn.get_paginator("list_state_machines").paginate():
+                for machine in page.get("stateMachines", []):
+                    if machine["name"] == name:
+                        return str(machine["stateMachineArn"])
+        return None
+
+    def _schedule(self, name: str, arn: str, schedule: str | None, flow: dict[str, Any]) -> None:
+        from botocore.exceptions import ClientError
+
+        events = self._client("events")
+        rule = f"{name}-schedule"[:64]
+        with _aws.translated(f"scheduling {name}"):
+            if schedule is None:
+                try:
+                    events.remove_targets(Rule=rule, Ids=["lamina"])
+                    events.delete_rule(Name=rule)
+                except ClientError as exc:
+                    if _aws.error_code(exc) != "ResourceNotFoundException":
+                        raise
+                return
+            defaults = {n: p.get("default") for n, p in flow.get("parameters", {}).items()}
+            events.put_rule(
+                Name=rule,
+                ScheduleExpression=schedule,
+                State="ENABLED",
+                Description=f"Lamina: runs the flow {flow['name']} on {schedule}",
+            )
+            events.put_targets(
+                Rule=rule,
+                Targets=[
+                    {
+                        "Id": "lamina",
+                        "Arn": arn,
+                        "RoleArn": self.settings.events_role or self.settings.role,
+                        "Input": json.dumps({"parameters": defaults}, default=str),
+                    }
+                ],
+            )
+
+    def _template(self, arn: str) -> dict[str, Any]:
+        sfn = self._client("stepfunctions")
+        tags = _aws.call("reading the state machine's tags", sfn.list_tags_for_resource, resourceArn=arn)
+        uri = next((t["value"] for t in tags.get("tags", []) if t["key"] == TEMPLATE_TAG), None)
+        if not uri:
+            raise LaminaError(f"the state machine {arn} was not deployed by Lamina (no {TEMPLATE_TAG} tag)")
+        from .container import _read_s3_json
+
+        return _read_s3_json(uri)
+
+    @hookimpl
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+        """Start an execution named by a new run id; ``parameters`` (strings from the command
+        line, or values) are checked and converted against the deployed flow's parameters.
+
+        :return: the execution ARN (its last part is the run id).
+        :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
+        """
+        from lamina.flow.spec import JSONType, Parameter
+        from lamina.versioning.metadata import new_run_id
+
+        name = self.machine_name(flow_name)
+        arn = self._find(name)
+        if arn is None:
+            raise LaminaError(
+                f"{flow_name} is not deployed on this stack (no state machine {name} in "
+                f"{self.settings.region or 'the default region'}): deploy it with `python flow.py deploy`."
+            )
+        declared = self._template(arn).get("parameters", {})
+        types = {"str": str, "int": int, "float": float, "bool": bool, "json": JSONType}
+        values: dict[str, Any] = {}
+        for key, raw in parameters.items():
+            info = declared.get(key)
+            if info is None:
+                known = ", ".join(declared) or "none"
+                raise ParameterError(f"{flow_name} has no parameter {key!r} (parameters: {known}).")
+            param = Parameter(key, type=types.get(info.get("type", "str"), str))
+            values[key] = param.check(raw)
+        for key, info in declared.items():
+            if key not in values:
+                if not info.get("has_default", True):
+                    raise ParameterError(
+                        f"{flow_name}: required parameter {key!r} is missing: --param {key}=VALUE"
+                    )
+                values[key] = info.get("default")
+        run_id = new_run_id()
+        sfn = self._client("stepfunctions")
+        response = _aws.call(
+            f"starting {name}",
+            sfn.start_execution,
+            stateMachineArn=arn,
+            name=run_id,
+            input=json.dumps({"parameters": values}, default=str),
+        )
+        return str(response["executionArn"])
+
+    @hookimpl
+    def orchestration_check(self) -> CheckResult:
+        """Credentials, the state machine role, and access to Step Functions. Never raises."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        def verdict(ok: bool, message: str, fix: str = "") -> CheckResult:
+            return CheckResult(layer="orchestration", adapter=ADAPTER_NAME, ok=ok, message=message, fix=fix)
+
+        try:
+            identity = _aws.caller_identity(self.settings.region, self.settings.endpoint_url)
+        except LaminaError as exc:
+            return verdict(False, f"AWS credentials do not work: {exc}", _aws.CREDENTIALS_FIX)
+        except (ClientError, BotoCoreError) as exc:
+            return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
+        try:
+            with _aws.translated("reading the state machine role"):
+                self._client("iam").get_role(RoleName=_aws.role_name(self.settings.role))
+        except ClientError as exc:
+            if _aws.error_code(exc) == "NoSuchEntity":
+                return verdict(
+                    False,
+                    f"the role {self.settings.role} does not exist",
+                    "create a role Step Functions can assume (trust states.amazonaws.com) allowed to run "
+                    "SageMaker training jobs, pass the SageMaker role and read/write the bucket; set "
+                    "LAMINA_SFN_ROLE (or `role` in [orchestration]) to its ARN",
+                )
+        except (LaminaError, BotoCoreError) as exc:
+            return verdict(False, f"cannot read the role {self.settings.role}: {exc}", _aws.CREDENTIALS_FIX)
+        try:
+            with _aws.translated("listing state machines"):
+                self._client("stepfunctions").list_state_machines(maxResults=1)
+        except (ClientError, BotoCoreError, LaminaError) as exc:
+            return verdict(
+                False,
+                f"{identity} cannot use Step Functions: {_aws.describe_failure(exc)}",
+                "grant states:CreateStateMachine/UpdateStateMachine/StartExecution/ListStateMachines",
+            )
+        return verdict(True, f"Step Functions as {identity}; state machines run as {self.settings.role}")
+
+    @hookimpl
+    def orchestration_transient_errors(self) -> tuple[type[BaseException], ...]:
+        """Throttled API calls and dropped connections."""
+        return _aws.transient_errors()
+
+
+ADAPTER = AdapterInfo(
+    layer="orchestration",
+    name=ADAPTER_NAME,
+    settings=StepFunctionsSettings,
+    factory=StepFunctionsOrchestration,
+    extra="aws",
+    requires=("boto3",),
+    description="deploy flows as Step Functions state machines (SageMaker job per task), schedules via EventBridge",
+)
