@@ -161,7 +161,7 @@ def _show(args: argparse.Namespace) -> int:
         reads = run.data_reads
         if reads:
             print("\ndata reads:")
-            rows = [
+            read_rows = [
                 (
                     f"{r.step}/{r.task_id}",
                     r.snapshot.kind,
@@ -170,7 +170,7 @@ def _show(args: argparse.Namespace) -> int:
                 )
                 for r in reads
             ]
-            print(table(rows, ["TASK", "KIND", "TABLE / QUERY", "VERSION"]))
+            print(table(read_rows, ["TASK", "KIND", "TABLE / QUERY", "VERSION"]))
         return 0
     step = run[step_name]
     tasks = step.tasks if task_id is None else [step[task_id]]

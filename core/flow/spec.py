@@ -104,7 +104,7 @@ class Parameter:
                 return value
             if self.type is JSONType:
                 return json.loads(raw)
-            return self.type(raw)
+            return self.type(raw)  # type: ignore[call-arg]
         except (ValueError, TypeError) as exc:
             raise ParameterError(
                 f"parameter --{self.name}: {raw!r} is not a valid {self.type_name} ({exc})."

@@ -26,12 +26,12 @@ def resolve_flow(flow: str | Path | type[FlowSpec]) -> tuple[type[FlowSpec], str
     if isinstance(flow, str | Path):
         path = str(Path(flow).resolve())
         return load_flow_class(path, as_main=False), path
-    path = inspect.getsourcefile(flow)
-    if path is None:
+    source = inspect.getsourcefile(flow)
+    if source is None:
         raise LaminaError(
             f"cannot find the file that defines {flow.__name__}: flows must live in a .py file."
         )
-    return flow, str(Path(path).resolve())
+    return flow, str(Path(source).resolve())
 
 
 def run_flow(

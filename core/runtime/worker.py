@@ -101,9 +101,9 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
                     _warm(spec)
                     queued.append((message["handle"], spec))
                 elif message["op"] == "cancel":
-                    pid = by_handle.get(message["handle"])
-                    if pid in children:
-                        _kill(pid, signal.SIGTERM)
+                    running = by_handle.get(message["handle"])
+                    if running is not None and running in children:
+                        _kill(running, signal.SIGTERM)
                     for item in list(queued):
                         if item[0] == message["handle"]:
                             queued.remove(item)

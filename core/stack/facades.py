@@ -7,6 +7,8 @@ idempotent hooks that fail with an exception the adapter declares transient (its
 
 from __future__ import annotations
 
+import builtins
+
 import random
 import time
 from collections.abc import Callable
@@ -229,13 +231,13 @@ class VersioningLayer(LayerFacade):
     def fetch(self, key: str, path: str) -> None:
         self._call("versioning_fetch", key=key, path=path)
 
-    def exists(self, keys: list[str]) -> list[bool]:
+    def exists(self, keys: builtins.list[str]) -> builtins.list[bool]:
         return self._call("versioning_exists", keys=keys)
 
     def list(self, prefix: str) -> list[str]:
         return self._call("versioning_list", prefix=prefix)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         self._call("versioning_delete", keys=keys)
 
     def metadata_url(self) -> str:
