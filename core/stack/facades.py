@@ -8,7 +8,6 @@ idempotent hooks that fail with an exception the adapter declares transient (its
 from __future__ import annotations
 
 import builtins
-
 import random
 import time
 from collections.abc import Callable
