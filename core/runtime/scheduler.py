@@ -112,7 +112,9 @@ class RunDriver:
         self.run_id = self.run_id or new_run_id()
         self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         try:
-            self.store = ArtifactStore(self.stack.versioning, cache_dir=self.stack.project_dir / ".lamina" / "cache")
+            self.store = ArtifactStore(
+                self.stack.versioning, cache_dir=self.stack.project_dir / ".lamina" / "cache"
+            )
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
