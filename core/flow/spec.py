@@ -243,6 +243,7 @@ class FlowSpec:
         content hash and passed on by reference: nothing is loaded or copied.
         """
         exclude_set, include_set = set(exclude), set(include)
+        inputs = list(inputs)
         refs_by_name: dict[str, dict[str, ArtifactRef]] = {}
         for inp in inputs:
             ns = (
@@ -260,7 +261,7 @@ class FlowSpec:
             if name in exclude_set or (include_set and name not in include_set) or name in self.__dict__:
                 continue
             keys = {ref.key for ref in by_input.values()}
-            if len(keys) > 1 or len(by_input) < len(list(inputs)) and len(keys) > 1:
+            if len(keys) > 1:
                 conflicts.append(f"{name} (differs between {', '.join(sorted(by_input))})")
                 continue
             merged[name] = next(iter(by_input.values()))
