@@ -680,6 +680,12 @@ class DaskCompute:
         return handle
 
     @hookimpl
+    def compute_queue_depth(self) -> int:
+        """0: Dask starts a submitted task as soon as any worker is free, so handing tasks over
+        ahead of time would run more than the run's ``max_workers`` at once."""
+        return 0
+
+    @hookimpl
     def compute_wait(self, handles: list[str], timeout: float) -> list[TaskStatus]:
         """Wait up to ``timeout`` seconds for the first of ``handles`` to finish (``FIRST_COMPLETED``).
 

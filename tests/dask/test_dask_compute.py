@@ -70,6 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "127.0.0.1",
                 "--no-nanny",
                 "--no-dashboard",
+                "--dashboard-address",  # its HTTP server (metrics, health) too: 0.0.0.0 otherwise
+                "127.0.0.1:0",
                 "--nthreads",
                 "1",
                 "--resources",
@@ -185,8 +187,38 @@ def test_quickstart_on_a_local_cluster_the_stack_starts_and_closes(
     assert run.data.squares == [1, 4, 9]
     assert run["square"]["1"].metrics["square"][0].value == 4.0
     assert f"run {on_dask.run_id} on stack dask" in run["start"].task.stdout
-    # the LocalCluster's scheduler and workers are gone once the run ends
-    assert children() <= before
+    # the LocalCluster's workers are gone once the run ends
+    wait_until(
+        lambda: not any(alive(pid) for pid in children() - before), "the LocalCluster's workers to exit"
+    )
+
+
+def listening(pids: set[int]) -> set[str]:
+    """The addresses ``pids`` listen on (TCP)."""
+    return {
+        f"{conn.laddr.ip}:{conn.laddr.port}"
+        for conn in psutil.net_connections("tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids
+    }
+
+
+def test_the_local_cluster_listens_on_loopback_only_and_closes_with_the_run(
+    lamina_project: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lamina.stack import resolve_stack
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    before = children()
+    with resolve_stack("dask") as stack:
+        stack.compute.start("a-run", str(QUICKSTART), stack.snapshot(), 2)
+        report = stack.compute.check()
+        started = children() - before
+        assert started  # the scheduler runs in this process, its workers in child processes
+        addresses = listening(started | {os.getpid()})
+        assert addresses and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+        assert report.ok and "scheduler tcp://127.0.0.1:" in report.message, report.message
+        stack.compute.shutdown()
+        wait_until(lambda: not any(alive(pid) for pid in started), "the LocalCluster's workers to exit")
 
 
 # -- @resources --------------------------------------------------------------------------------
