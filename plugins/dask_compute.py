@@ -333,6 +333,8 @@ class WarmWorker:
     def run(self, handle: str, spec: dict[str, Any]) -> tuple[int, str]:
         waiter = _Waiter()
         with _LOCK:
+            if _cancelled_before_start(handle):
+                return -signal.SIGTERM, "cancelled before it started"
             if self.dead:
                 return EXIT_INFRA, self.error or "the warm Lamina worker had exited"
             self.waiters[handle] = waiter
@@ -398,10 +400,6 @@ def run_lamina_task(
         spec["flow_file"] = os.path.basename(flow_file)
     task_env = {**os.environ, **env, WORKER_ENV: address}
     interpreter = python or sys.executable
-    with _LOCK:
-        if handle in _CANCELLED:
-            _CANCELLED.discard(handle)
-            return -signal.SIGTERM, "cancelled before it started"
     if mode == "auto" and here and hasattr(os, "fork"):
         return _warm_worker(spec, interpreter, task_env, slots).run(handle, spec)
     return _run_process(handle, spec, interpreter, task_env)
@@ -429,6 +427,8 @@ def _run_process(handle: str, spec: dict[str, Any], python: str, env: dict[str, 
         with os.fdopen(fd, "w") as fh:
             json.dump(spec, fh)
         with _LOCK:
+            if _cancelled_before_start(handle):
+                return -signal.SIGTERM, "cancelled before it started"
             proc = subprocess.Popen(
                 [python, "-m", "lamina", "task", "--spec-file", spec_file, "--quiet"],
                 env=env,
@@ -446,6 +446,14 @@ def _run_process(handle: str, spec: dict[str, Any], python: str, env: dict[str, 
         return proc.returncode, "" if proc.returncode == 0 else output.decode(errors="replace")[-LOG_TAIL:]
     finally:
         os.unlink(spec_file)
+
+
+def _cancelled_before_start(handle: str) -> bool:
+    """Whether ``handle`` was cancelled before it got here (call with ``_LOCK`` held)."""
+    if handle in _CANCELLED:
+        _CANCELLED.discard(handle)
+        return True
+    return False
 
 
 def kill_lamina_task(handle: str, grace: float = 5.0) -> bool:
