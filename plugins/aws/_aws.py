@@ -76,6 +76,14 @@ class AwsError(LaminaError):
     """An AWS request failed for a reason that retrying will not fix."""
 
 
+class AwsCredentialsError(AwsError):
+    """No usable AWS credentials; ``reason`` says why, without the standard fix."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 _SESSION_ENV = (
     "AWS_PROFILE",
     "AWS_ACCESS_KEY_ID",
@@ -185,14 +193,12 @@ def translated(what: str) -> Iterator[None]:
                 f"{what}: AWS is throttling or briefly unavailable ({error_message(exc)})"
             ) from exc
         if error_code(exc) in CREDENTIAL_CODES:
-            raise AwsError(
-                f"{what}: AWS rejected the credentials ({error_message(exc)}). Fix: {CREDENTIALS_FIX}"
-            ) from exc
+            reason = f"AWS rejected the credentials ({error_message(exc)})"
+            raise AwsCredentialsError(f"{what}: {reason}. Fix: {CREDENTIALS_FIX}", reason) from exc
         raise
     except (NoCredentialsError, PartialCredentialsError) as exc:
-        raise AwsError(
-            f"{what}: no usable AWS credentials were found ({exc}). Fix: {CREDENTIALS_FIX}"
-        ) from exc
+        reason = f"no usable AWS credentials were found ({exc})"
+        raise AwsCredentialsError(f"{what}: {reason}. Fix: {CREDENTIALS_FIX}", reason) from exc
     except NoRegionError as exc:
         raise AwsError(
             f"{what}: no AWS region is configured. Set `region` in the stack profile or export AWS_DEFAULT_REGION."
@@ -212,7 +218,11 @@ def caller_identity(region: str | None, endpoint_url: str | None = None) -> str:
 
 
 def describe_failure(exc: BaseException) -> str:
-    """One line for a check verdict."""
+    """One line for a check verdict (the fix goes in the verdict's own ``fix``)."""
+    if isinstance(exc, AwsCredentialsError):
+        return exc.reason
+    if isinstance(exc, LaminaError):
+        return str(exc)
     return error_message(exc) if getattr(exc, "response", None) else f"{type(exc).__name__}: {exc}"
 
 

@@ -60,6 +60,7 @@ def resolve_stack_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     A job's container does not have the driver's environment (``SNOWFLAKE_ACCOUNT``,
     ``LAMINA_S3_BUCKET``...), so the values travel with the task. Keys that name secrets keep
     their references: the container resolves them from its own environment, never from the job.
+    (``*_arn`` keys name where a secret is kept, not the secret, and are resolved.)
     """
     from lamina.stack.profile import resolve_env_refs
 
@@ -68,7 +69,7 @@ def resolve_stack_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     for layer, table in snapshot.get("layers", {}).items():
         resolved = {}
         for key, value in table.items():
-            if _SECRET_KEY.search(key) or key == "adapter":
+            if key == "adapter" or (_SECRET_KEY.search(key) and not key.endswith("_arn")):
                 resolved[key] = value
             else:
                 resolved[key] = resolve_env_refs(value, snapshot.get("source", "profile"), layer, key)

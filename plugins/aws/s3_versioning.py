@@ -353,7 +353,9 @@ class S3Versioning:
         try:
             identity = _aws.caller_identity(self.settings.region, None)
         except LaminaError as exc:
-            return verdict(False, f"AWS credentials do not work: {exc}", _aws.CREDENTIALS_FIX)
+            return verdict(
+                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
+            )
         except (ClientError, BotoCoreError) as exc:
             return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
         bucket = self.settings.bucket

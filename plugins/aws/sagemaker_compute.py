@@ -520,7 +520,9 @@ class SageMakerCompute:
         try:
             identity = _aws.caller_identity(self.settings.region, self.settings.endpoint_url)
         except LaminaError as exc:
-            return verdict(False, f"AWS credentials do not work: {exc}", _aws.CREDENTIALS_FIX)
+            return verdict(
+                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
+            )
         except (ClientError, BotoCoreError) as exc:
             return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
         role = _aws.role_name(self.settings.role) or ""

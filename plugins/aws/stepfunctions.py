@@ -101,7 +101,7 @@ class StepFunctionsOrchestration:
             "flow_name": flow["name"],
             "flow_file": flow["flow_file"],
             "code_key": flow["code_key"],
-            "stack": stack,
+            "stack": resolved,
             "user": flow.get("user", ""),
             "parameters": flow.get("parameters", {}),
             "steps": task_template(flow),
@@ -332,7 +332,9 @@ class StepFunctionsOrchestration:
         try:
             identity = _aws.caller_identity(self.settings.region, self.settings.endpoint_url)
         except LaminaError as exc:
-            return verdict(False, f"AWS credentials do not work: {exc}", _aws.CREDENTIALS_FIX)
+            return verdict(
+                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
+            )
         except (ClientError, BotoCoreError) as exc:
             return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
         try:
