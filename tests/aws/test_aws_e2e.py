@@ -7,14 +7,18 @@ tables live in the emulated Snowflake, and the results equal the local run's.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina.models import TaskRecord
+from lamina.models import RunOutcome, TaskRecord, TaskSpec
 from lamina.runtime.api import run_flow
 from lamina.stack import resolve_stack
 from lamina.testing.aws import AwsEmulator
@@ -35,59 +39,79 @@ def end_artifacts(stack_name: str, run_id: str, cache: Path) -> dict[str, Any]:
         return {name: store.load(ref) for name, ref in record.artifacts.items()}
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    project = tmp_path / "project"
+@dataclass
+class Runs:
+    """The same flow run once on ``local`` and once on the emulated ``aws-sagemaker`` stack."""
+
+    local: RunOutcome
+    remote: RunOutcome
+    jobs: list[str]
+    expected: dict[str, Any]
+    got: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def runs(aws_emulator: AwsEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """Run the flow on both stacks once for this module (each run takes seconds per task)."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    project = tmp / "project"
     (project / ".lamina").mkdir(parents=True)
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("LAMINA_CONFIG_DIR", str(tmp_path / "user-config"))
-    monkeypatch.setenv("LAMINA_CODE_DIR", str(tmp_path / "code"))
-    return project
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        mp.setenv("LAMINA_CONFIG_DIR", str(tmp / "user-config"))
+        mp.setenv("LAMINA_CODE_DIR", str(tmp / "code"))
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "LAMINA_STACK"):
+            mp.delenv(key, raising=False)
+        for key, value in aws_emulator.env.items():
+            mp.setenv(key, value)
+        local = run_flow(FLOW, PARAMS, stack="local", echo=False)
+        assert local.ok, local.message
+        assert aws_emulator.runner is not None
+        before = len(aws_emulator.runner.ran)
+        remote = run_flow(FLOW, PARAMS, stack="aws-sagemaker", echo=False)
+        assert remote.ok, remote.message
+        jobs = aws_emulator.runner.ran[before:]
+        expected = end_artifacts("local", local.run_id, tmp / "cache-local")
+        got = end_artifacts("aws-sagemaker", remote.run_id, tmp / "cache-aws")
+        yield Runs(local, remote, jobs, expected, got)
 
 
-def test_a_flow_runs_as_sagemaker_jobs_and_matches_local(
-    project: Path, aws_env: dict[str, str], aws_emulator: AwsEmulator, tmp_path: Path
-) -> None:
-    local = run_flow(FLOW, PARAMS, stack="local", echo=False)
-    assert local.ok, local.message
-    assert aws_emulator.runner is not None
-    jobs_before = len(aws_emulator.runner.ran)
+def test_results_equal_the_local_run(runs: Runs) -> None:
+    assert runs.got == runs.expected
+    assert runs.got["tables"] == ["iris", "models"] and runs.got["rows"] == 150
+    assert [m["alpha"] for m in runs.got["models"]] == PARAMS["alphas"]
 
-    remote = run_flow(FLOW, PARAMS, stack="aws-sagemaker", echo=False)
-    assert remote.ok, remote.message
 
-    # the same results on both stacks
-    expected = end_artifacts("local", local.run_id, tmp_path / "cache-local")
-    got = end_artifacts("aws-sagemaker", remote.run_id, tmp_path / "cache-aws")
-    assert got == expected
-    assert got["tables"] == ["iris", "models"] and got["rows"] == 150
-
-    # every task was a SageMaker training job, run by the job runner from the job's definition
+def test_every_task_ran_as_a_training_job(runs: Runs, aws_emulator: AwsEmulator) -> None:
     sagemaker = aws_emulator.client("sagemaker")
-    names = aws_emulator.runner.ran[jobs_before:]
-    described = [sagemaker.describe_training_job(TrainingJobName=n) for n in names]
-    steps = sorted(next(t["Value"] for t in sagemaker.list_tags(ResourceArn=d["TrainingJobArn"])["Tags"]
-                        if t["Key"] == "lamina:step") for d in described)  # fmt: skip
+    described = [sagemaker.describe_training_job(TrainingJobName=n) for n in runs.jobs]
+    steps = sorted(
+        next(
+            t["Value"]
+            for t in sagemaker.list_tags(ResourceArn=d["TrainingJobArn"])["Tags"]
+            if t["Key"] == "lamina:step"
+        )
+        for d in described
+    )
     assert steps == sorted(STEPS)
     assert all(d["TrainingJobStatus"] == "Completed" for d in described)
-    entry = described[0]["AlgorithmSpecification"]["ContainerEntrypoint"]
-    assert entry == ["python", "-m", "lamina.plugins.aws"]
+    entry = {tuple(d["AlgorithmSpecification"]["ContainerEntrypoint"]) for d in described}
+    assert entry == {("python", "-m", "lamina.plugins.aws")}
     assert {d["ResourceConfig"]["InstanceType"] for d in described} == {"ml.m5.large"}  # cpu=2 fits
 
-    # code, artifacts and records are in the emulated bucket
+
+def test_code_artifacts_and_records_are_in_the_bucket(runs: Runs, aws_emulator: AwsEmulator) -> None:
     s3 = aws_emulator.client("s3")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="lamina-emulated", Prefix="lamina/")
-            for o in page.get("Contents", [])]  # fmt: skip
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="lamina-emulated", Prefix="lamina/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert any(k.startswith("lamina/code/sha256/") for k in keys)
     assert any(k.startswith("lamina/artifacts/sha256/") for k in keys)
-    records = [
-        k
-        for k in keys
-        if k.startswith(f"lamina/runs/AwsTrainFlow/{remote.run_id}/") and k.endswith("record.json")
-    ]
-    assert len(records) == len(STEPS)
+    run_prefix = f"lamina/runs/AwsTrainFlow/{runs.remote.run_id}/"
+    assert len([k for k in keys if k.startswith(run_prefix) and k.endswith("record.json")]) == len(STEPS)
+    assert len([k for k in keys if k.startswith(run_prefix) and k.endswith("stdout.log")]) == len(STEPS)
 
-    # the tables are in the emulated Snowflake
+
+def test_tables_are_in_the_emulated_snowflake(runs: Runs, aws_emulator: AwsEmulator) -> None:
     conn = aws_emulator.snowflake_connect(database="LAMINA", schema="PUBLIC")
     try:
         cursor = conn.cursor()
@@ -96,17 +120,46 @@ def test_a_flow_runs_as_sagemaker_jobs_and_matches_local(
     finally:
         conn.close()
 
-    # the driver recorded the run, and each Snowflake read with its query id for time travel
+
+def test_snowflake_reads_are_recorded_with_their_query_id(runs: Runs, aws_env: dict[str, str]) -> None:
     from lamina.versioning.metadata import MetadataStore
 
     with resolve_stack("aws-sagemaker") as stack:
         metadata = MetadataStore(stack.versioning.metadata_url())
-        assert metadata.get_run(remote.run_id).status == "succeeded"
-        features = metadata.tasks(remote.run_id, "features")
-        reads = [r for rs in metadata.data_reads([t.pk for t in features]).values() for r in rs]
-        metadata.close()
+        try:
+            assert metadata.get_run(runs.remote.run_id).status == "succeeded"
+            features = metadata.tasks(runs.remote.run_id, "features")
+            reads = [r for rs in metadata.data_reads([t.pk for t in features]).values() for r in rs]
+        finally:
+            metadata.close()
     assert [(r.adapter, r.kind, r.target) for r in reads] == [("snowflake", "table", "iris")]
     assert reads[0].handle["query_id"] and reads[0].handle["at"]
+
+
+def test_deployed_tasks_find_the_inputs_the_scheduler_gave(runs: Runs, aws_env: dict[str, str]) -> None:
+    """Under Step Functions the container builds each task's spec; it must match the scheduler's."""
+    from lamina.plugins.aws.container import deployed_spec
+    from lamina.runtime.deploy import flow_descriptor
+    from lamina.runtime.task import load_flow_class
+
+    flow_cls = load_flow_class(str(FLOW), as_main=False)
+    with resolve_stack("aws-sagemaker") as stack:
+        descriptor = flow_descriptor(flow_cls, str(FLOW), stack, "code/sha256/00/00.tar.gz")
+        _, template, _ = stack.orchestration.adapter.compile(descriptor)  # type: ignore[attr-defined]
+        prefix = layout.run_prefix("AwsTrainFlow", runs.remote.run_id)
+        records = [
+            TaskRecord.model_validate_json(stack.versioning.get(key))
+            for key in stack.versioning.list(prefix)
+            if key.endswith(layout.RECORD_NAME)
+        ]
+    assert len(records) == len(STEPS)
+    for record in records:
+        frames = [f.model_dump() for f in record.foreach_stack]
+        spec = TaskSpec.model_validate_json(
+            deployed_spec(template, record.step, runs.remote.run_id, frames, 0)
+        )
+        assert (spec.task_id, spec.input_paths) == (record.task_id, record.input_paths), record.step
+        assert spec.split_index == (record.foreach_stack[-1].index if record.step == "fit" else None)
 
 
 def _lamina_processes() -> set[int]:
@@ -166,3 +219,111 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def _intrinsic(expression: str, data: dict[str, Any]) -> Any:
+    """Evaluate the intrinsic functions Lamina's state machines use (States.Array, States.Format,
+    States.UUID, string literals, $ and $$ paths), as Step Functions would."""
+    import re
+    import uuid
+
+    pos = 0
+
+    def skip() -> None:
+        nonlocal pos
+        while pos < len(expression) and expression[pos] in " ,":
+            pos += 1
+
+    def value() -> Any:
+        nonlocal pos
+        skip()
+        if expression[pos] == "'":
+            out, pos = [], pos + 1
+            while expression[pos] != "'":
+                if expression[pos] == "\\":
+                    pos += 1
+                out.append(expression[pos])
+                pos += 1
+            pos += 1
+            return "".join(out)
+        if expression[pos] == "$":
+            match = re.match(r"\$\$?[\w.]*", expression[pos:])
+            assert match
+            pos += match.end()
+            node: Any = data
+            for part in match.group(0).lstrip("$").strip(".").split("."):
+                node = node[part]
+            return node
+        match = re.match(r"States\.(\w+)\(", expression[pos:])
+        assert match, expression[pos:]
+        pos += match.end()
+        args = []
+        while True:
+            skip()
+            if expression[pos] == ")":
+                pos += 1
+                break
+            args.append(value())
+        name = match.group(1)
+        if name == "Array":
+            return args
+        if name == "UUID":
+            return str(uuid.uuid4())
+        if name == "Format":
+            template, rest = args[0], iter(args[1:])
+            return re.sub(r"\{\}", lambda _: str(next(rest)), template)
+        raise AssertionError(f"unexpected intrinsic {name}")
+
+    return value()
+
+
+def test_a_deployed_task_runs_from_the_state_machine_definition(
+    runs: Runs,
+    aws_env: dict[str, str],
+    aws_emulator: AwsEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Run the ``merge`` Task of the deployed state machine as Step Functions would: its job
+    definition, with the run id and retry count filled in, executed by the job runner."""
+    import time
+
+    from lamina.plugins.aws.asl import task_states
+    from lamina.runtime.deploy import deploy_flow
+    from lamina.runtime.task import load_flow_class
+
+    monkeypatch.chdir(tmp_path)
+    flow_cls = load_flow_class(str(FLOW), as_main=False)
+    deployed = deploy_flow(flow_cls, str(FLOW), stack="aws-sagemaker")
+    sfn = aws_emulator.client("stepfunctions")
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=deployed.target)["definition"])
+    params = json.loads(json.dumps(task_states(definition)["merge"]["Parameters"]))
+    data = {"lamina": {"run_id": runs.remote.run_id, "t": "0"}, "State": {"RetryCount": 0}}
+    algo = params["AlgorithmSpecification"]
+    algo["ContainerArguments"] = _intrinsic(algo.pop("ContainerArguments.$"), data)
+    params["TrainingJobName"] = _intrinsic(params.pop("TrainingJobName.$"), data)
+    assert "--secrets" in algo["ContainerArguments"]  # the Snowflake password comes from Secrets Manager
+
+    record_key = f"lamina/runs/AwsTrainFlow/{runs.remote.run_id}/merge/0/0/record.json"
+    s3 = aws_emulator.client("s3")
+    submitted = dt.datetime.now(dt.UTC)
+    sagemaker = aws_emulator.client("sagemaker")
+    sagemaker.create_training_job(**params)
+    deadline = time.monotonic() + 120
+    status = "InProgress"
+    while status == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = sagemaker.describe_training_job(TrainingJobName=params["TrainingJobName"])[
+            "TrainingJobStatus"
+        ]
+    assert status == "Completed", sagemaker.describe_training_job(
+        TrainingJobName=params["TrainingJobName"]
+    ).get("FailureReason")
+    record = TaskRecord.model_validate_json(
+        s3.get_object(Bucket="lamina-emulated", Key=record_key)["Body"].read()
+    )
+    assert record.ok and record.input_paths == ["choose/0/0", "summary/0/0"]
+    assert record.started_at >= submitted  # written by this job, not by the interactive run
+    with resolve_stack("aws-sagemaker") as stack:
+        store = ArtifactStore(stack.versioning, cache_dir=tmp_path / "cache")
+        assert store.load(record.artifacts["best"]) == runs.expected["best"]
