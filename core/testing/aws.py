@@ -142,7 +142,7 @@ class _MotoSageMakerPatch:
             patch.on_stop(name)
             return ActionResult({})
 
-        SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
+        SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
         SageMakerResponse.stop_training_job = stop_training_job  # type: ignore[attr-defined]
 
     def uninstall(self) -> None:

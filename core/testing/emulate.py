@@ -48,9 +48,11 @@ def emulate_cmd(args: argparse.Namespace) -> int:
     )
     emulator.start()
     child: subprocess.Popen[bytes] | None = None
+    received: list[int] = []
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: object) -> None:
+        received.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
@@ -70,12 +72,18 @@ def emulate_cmd(args: argparse.Namespace) -> int:
         try:
             return child.wait()
         except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            try:
-                return child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                return child.wait()
+            # Ctrl-C reached the command too (same process group): give it time to stop its
+            # jobs; a SIGTERM is passed on. Then insist.
+            first = received[-1] if received else None
+            for sig, grace in ((first, 10.0), (signal.SIGTERM, 5.0)):
+                if sig is not None:
+                    child.send_signal(sig)
+                try:
+                    return child.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    continue
+            child.kill()
+            return child.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
         if child is not None and child.poll() is None:
