@@ -327,3 +327,41 @@ def test_a_deployed_task_runs_from_the_state_machine_definition(
     with resolve_stack("aws-sagemaker") as stack:
         store = ArtifactStore(stack.versioning, cache_dir=tmp_path / "cache")
         assert store.load(record.artifacts["best"]) == runs.expected["best"]
+
+
+TRAIN_EXAMPLE = Path(__file__).parents[2] / "examples" / "train" / "flow.py"
+
+
+@pytest.mark.skipif(not TRAIN_EXAMPLE.exists(), reason="examples/train/flow.py is not in this tree")
+def test_the_train_example_runs_unchanged_and_matches_local(
+    aws_env: dict[str, str], aws_emulator: AwsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sklearn")
+    project = tmp_path / "project"
+    (project / ".lamina").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("LAMINA_CONFIG_DIR", str(tmp_path / "user-config"))
+    local = run_flow(TRAIN_EXAMPLE, stack="local", echo=False)
+    remote = run_flow(TRAIN_EXAMPLE, stack="aws-sagemaker", echo=False)
+    assert local.ok and remote.ok, (local.message, remote.message)
+
+    def results(stack_name: str, run_id: str) -> dict[str, Any]:
+        with resolve_stack(stack_name) as stack:
+            store = ArtifactStore(stack.versioning, cache_dir=tmp_path / f"cache-{stack_name}")
+            out = {}
+            for step in ("pick", "end"):
+                key = layout.task_record_key("TrainFlow", run_id, step, "0", 0)
+                record = TaskRecord.model_validate_json(stack.versioning.get(key))
+                for name in ("best_c", "score", "scores", "accuracy_all"):
+                    if name in record.artifacts:
+                        out[name] = store.load(record.artifacts[name])
+            return out
+
+    expected = results("local", local.run_id)
+    assert set(expected) == {"best_c", "score", "scores", "accuracy_all"}
+    assert results("aws-sagemaker", remote.run_id) == expected
+    conn = aws_emulator.snowflake_connect(database="LAMINA", schema="PUBLIC")
+    try:
+        assert conn.cursor().execute("SELECT COUNT(*) FROM IRIS_PREDICTIONS").fetchone()[0] == 150
+    finally:
+        conn.close()
