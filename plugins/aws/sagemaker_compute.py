@@ -354,6 +354,11 @@ class SageMakerCompute:
             self._jobs[name] = task
         return name
 
+    @hookimpl
+    def compute_queue_depth(self) -> int:
+        """0: SageMaker starts every submitted job at once; the scheduler paces submissions."""
+        return 0
+
     def _fix_for(self, exc: BaseException) -> str:
         code, text = _aws.error_code(exc), _aws.error_message(exc)
         if code == "ResourceLimitExceeded":
