@@ -309,8 +309,9 @@ class Step:
 
     @property
     def tasks(self) -> list[Task]:
-        """The step's tasks (several after a ``foreach``), latest attempt of each."""
-        return [Task._from(self.run, t) for t in _get_stores()[1].tasks(self.run.id, self.name)]
+        """The step's tasks (several after a ``foreach``), latest attempt of each, in foreach order."""
+        infos = _get_stores()[1].tasks(self.run.id, self.name)
+        return [Task._from(self.run, t) for t in sorted(infos, key=lambda t: _task_order(t.task_id))]
 
     @property
     def task(self) -> Task:
@@ -446,6 +447,11 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({self.pathspec!r})"
+
+
+def _task_order(task_id: str) -> tuple[tuple[int, int | str], ...]:
+    """Order ``"2" < "10"`` and ``"1.2" < "1.10"``: foreach indices compare as numbers."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in task_id.split("."))
 
 
 def _metric_points(metrics: Sequence[Any]) -> dict[str, list[MetricPoint]]:
