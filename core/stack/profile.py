@@ -311,5 +311,7 @@ def _format_validation(
         elif err["type"] == "missing":
             parts.append(f"key '{key}' is required")
         else:
-            parts.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+            # a value may have come from the environment: never echo one whose key names a secret
+            shown = "***" if _SECRET_KEY.search(key) else repr(err.get("input"))
+            parts.append(f"key '{key}': {err['msg']} (got {shown})")
     return f"{source}: table [{table}]: " + "; ".join(parts) + "."
