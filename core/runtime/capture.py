@@ -1,16 +1,35 @@
-"""Capture a task's stdout and stderr at the file-descriptor level.
+"""Capture a task's stdout and stderr at the file-descriptor level, secrets masked.
 
 Output of the step, of C extensions and of subprocesses it starts all go through fds 1 and 2; we
 point them at pipes, and one reader thread shows each line live, prefixed with the step and
-task, and keeps every byte for the task's stored logs.
+task, and keeps every byte for the task's stored logs. Values of environment variables whose
+names say they are secrets (``SNOWFLAKE_PASSWORD``, ``*_TOKEN``...) are replaced by ``***`` in
+both.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import sys
 import threading
+
+_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL)", re.I)
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[bytes]:
+    """Values of environment variables whose names say they hold a secret (6+ characters)."""
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
+    return sorted((v.encode() for v in values), key=len, reverse=True)
+
+
+def redact(data: bytes, secrets: list[bytes]) -> bytes:
+    for secret in secrets:
+        if secret in data:
+            data = data.replace(secret, b"***")
+    return data
 
 
 class _Stream:
@@ -38,6 +57,7 @@ class Capture:
         self.stderr = b""
         self._streams: list[_Stream] = []
         self._thread: threading.Thread | None = None
+        self._secrets = secret_values()
 
     def __enter__(self) -> Capture:
         _flush()
@@ -58,7 +78,7 @@ class Capture:
                     chunk = b""
                 if not chunk:
                     if self.echo and stream.pending:
-                        self._write(stream, self.prefix + stream.pending + b"\n")
+                        self._write(stream, self.prefix + redact(stream.pending, self._secrets) + b"\n")
                     os.close(fd)
                     del by_fd[fd]
                     continue
@@ -67,7 +87,8 @@ class Capture:
                     stream.pending += chunk
                     *lines, stream.pending = stream.pending.split(b"\n")
                     if lines:
-                        self._write(stream, b"".join(self.prefix + line + b"\n" for line in lines))
+                        text = b"".join(self.prefix + line + b"\n" for line in lines)
+                        self._write(stream, redact(text, self._secrets))
 
     @staticmethod
     def _write(stream: _Stream, data: bytes) -> None:
@@ -88,7 +109,8 @@ class Capture:
         for stream in self._streams:
             os.close(stream.saved)
         out, err = self._streams
-        self.stdout, self.stderr = b"".join(out.chunks), b"".join(err.chunks)
+        self.stdout = redact(b"".join(out.chunks), self._secrets)
+        self.stderr = redact(b"".join(err.chunks), self._secrets)
 
 
 def _flush() -> None:

@@ -257,6 +257,10 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
         record.data_reads = reads
         stderr = capture.stderr
         if record.traceback:  # stored, and shown once by the scheduler rather than echoed here
+            from .capture import redact, secret_values
+
+            record.traceback = redact(record.traceback.encode(), secret_values()).decode()
+            record.error = redact((record.error or "").encode(), secret_values()).decode()
             stderr += record.traceback.encode()
         for stream, data in (("stdout", capture.stdout), ("stderr", stderr)):
             key = layout.log_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, stream)  # type: ignore[arg-type]

@@ -191,3 +191,15 @@ def test_quiet_shows_only_the_outcome(tmp_path: Path) -> None:
     assert "hello from start" not in result.stdout + result.stderr
     run_id = id_file.read_text()
     assert "hello from start" in Run(run_id)["start"].task.stdout
+
+
+def test_secrets_from_the_environment_are_masked_in_shown_and_stored_logs() -> None:
+    secret = "s3cr3t-hunter2"
+    result = flow_cli("secret_logs.py", "run", env={"DEMO_PASSWORD": secret})
+    assert result.returncode == 1
+    assert secret not in result.stdout + result.stderr
+    assert "connecting with ***" in result.stdout + result.stderr
+    run = Run(result.stderr.split(" · run ")[1].split()[0])
+    assert "connecting with ***" in run["start"].task.stdout
+    failed = run["end"].task
+    assert secret not in failed.stderr + (failed.error or "") + (failed.traceback or "")

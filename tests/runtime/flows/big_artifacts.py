@@ -11,7 +11,9 @@ class BigArtifactsFlow(FlowSpec):
     @step
     def start(self):
         self.array = np.arange(N, dtype=np.float64)
-        self.table = pa.table({"id": pa.array(np.arange(1_000_000)), "value": pa.array(np.arange(1_000_000) * 0.5)})
+        self.table = pa.table(
+            {"id": pa.array(np.arange(1_000_000)), "value": pa.array(np.arange(1_000_000) * 0.5)}
+        )
         self.next(self.check)
 
     @step
