@@ -25,6 +25,7 @@ Stopping kills every job process and fakesnow, stops moto and removes the tempor
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -55,6 +56,8 @@ WAREHOUSE = "FAKESNOW_WAREHOUSE"
 """fakesnow knows one warehouse, this one; ``SHOW WAREHOUSES`` lists it."""
 
 log = logging.getLogger("lamina.testing.aws")
+_ACTIVE = threading.Lock()
+"""Held by the emulator running in this process."""
 
 
 def free_port() -> int:
@@ -282,10 +285,7 @@ class JobRunner:
         job = _moto_job(name)
         stopped = name in self.stopping
         if job is not None:
-            now = time.time()
-            import datetime as dt
-
-            job.training_end_time = dt.datetime.fromtimestamp(now, dt.UTC)
+            job.training_end_time = dt.datetime.now(dt.UTC)
             if stopped:
                 job.training_job_status = job.secondary_status = "Stopped"
             elif code == 0:
@@ -363,6 +363,7 @@ class AwsEmulator:
         self._moto: Any = None
         self._fakesnow: subprocess.Popen[bytes] | None = None
         self._patch: _MotoSageMakerPatch | None = None
+        self._owns_slot = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -374,15 +375,25 @@ class AwsEmulator:
         self.stop()
 
     def start(self) -> AwsEmulator:
-        """Start everything; on any failure, stop what started and raise a ``LaminaError``."""
-        missing = [m for m in ("moto", "fakesnow", "boto3", "snowflake.connector") if not _importable(m)]
-        if missing:
+        """Start everything; on any failure, stop what started and raise a ``LaminaError``.
+
+        One emulator runs per process at a time: moto keeps its state in the process, and the
+        emulator patches moto's SageMaker while it runs.
+        """
+        if not _ACTIVE.acquire(blocking=False):
             raise LaminaError(
-                f"the emulated AWS stack needs {', '.join(missing)}: "
-                "pip install 'lamina[aws]' fakesnow 'moto[server]'"
+                "an emulated AWS stack already runs in this process: stop it first, or share it "
+                "(the pytest fixture aws_emulator is session-scoped for this reason)"
             )
-        self.workdir = Path(tempfile.mkdtemp(prefix="lamina-emulate-"))
+        self._owns_slot = True
         try:
+            missing = [m for m in ("moto", "fakesnow", "boto3", "snowflake.connector") if not _importable(m)]
+            if missing:
+                raise LaminaError(
+                    f"the emulated AWS stack needs {', '.join(missing)}: "
+                    "pip install 'lamina[aws]' fakesnow 'moto[server]'"
+                )
+            self.workdir = Path(tempfile.mkdtemp(prefix="lamina-emulate-"))
             self._start_fakesnow()
             self._start_moto()
             self.env = self._environment()
@@ -433,6 +444,12 @@ class AwsEmulator:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        # moto keeps its state in the process: an earlier emulator's buckets and jobs must go
+        import urllib.request
+
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30
+        )
 
     def _environment(self) -> dict[str, str]:
         assert self.workdir is not None
@@ -549,6 +566,9 @@ class AwsEmulator:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+        if self._owns_slot:
+            self._owns_slot = False
+            _ACTIVE.release()
 
 
 def _importable(module: str) -> bool:

@@ -365,3 +365,11 @@ def test_the_train_example_runs_unchanged_and_matches_local(
         assert conn.cursor().execute("SELECT COUNT(*) FROM IRIS_PREDICTIONS").fetchone()[0] == 150
     finally:
         conn.close()
+
+
+def test_a_second_emulator_in_the_same_process_is_refused(aws_emulator: AwsEmulator) -> None:
+    from lamina.errors import LaminaError
+
+    with pytest.raises(LaminaError, match="already runs in this process"):
+        AwsEmulator().start()
+    assert aws_emulator.client("s3").head_bucket(Bucket="lamina-emulated")  # the running one is untouched
