@@ -270,16 +270,16 @@ class SnowflakeData:
     def _connect(self) -> Any:
         connector = _import_connector()
         args = self.connect_args()
+        where = args.get("host") or f"{args.get('account')}.snowflakecomputing.com"
         try:
             return connector.connect(**args)
-        except connector.errors.DatabaseError as exc:
-            where = args.get("host") or f"{args.get('account')}.snowflakecomputing.com"
+        except (connector.errors.OperationalError, connector.errors.InterfaceError) as exc:
+            raise SnowflakeTransient(f"cannot reach Snowflake at {where}: {exc}") from exc
+        except connector.errors.Error as exc:  # a refused login: retrying will not help
             raise DataError(
                 f"cannot log in to Snowflake at {where} as {args.get('user')!r}: {exc}. Check the account, "
                 f"user and {_PASSWORD_ENV} (or the authenticator), then run `lamina stack check`."
             ) from exc
-        except (connector.errors.OperationalError, connector.errors.InterfaceError) as exc:
-            raise SnowflakeTransient(f"cannot reach Snowflake: {exc}") from exc
 
     @property
     def conn(self) -> Any:
@@ -301,7 +301,12 @@ class SnowflakeData:
         connector = _import_connector()
         errors = connector.errors
         if isinstance(exc, errors.OperationalError | errors.InterfaceError | errors.ServiceUnavailableError):
-            self._conn = None  # reconnect on the retry
+            broken, self._conn = self._conn, None  # reconnect on the retry
+            if broken is not None:
+                try:
+                    broken.close()
+                except Exception:  # it is broken already; closing is a courtesy
+                    pass
             return SnowflakeTransient(f"{what}: Snowflake was unreachable ({exc}); retrying may help")
         shown = f"\n  sql: {sql}" if sql else ""
         return DataError(f"{what}: {exc}{shown}")
