@@ -164,7 +164,7 @@ def reset_registry() -> None:
 KNOWN_ADAPTERS: dict[tuple[str, str], str] = {
     ("data", "snowflake"): "ships with lamina: pip install 'lamina[aws]'",
     ("versioning", "s3"): "ships with lamina: pip install 'lamina[aws]'",
-    ("compute", "sagemaker"): "ships with lamina: pip install 'lamina[aws,sagemaker]'",
+    ("compute", "sagemaker"): "ships with lamina: pip install 'lamina[aws]'",
     ("orchestration", "step-functions"): "ships with lamina: pip install 'lamina[aws]'",
     ("compute", "dask"): "ships with lamina: pip install 'lamina[dask]'",
     ("data", "bigquery"): "planned for the gcp-vertex stack; not in this release",

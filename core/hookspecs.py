@@ -175,6 +175,15 @@ class ComputeSpec:
         """
 
     @hookspec(firstresult=True)
+    def compute_default_workers(self) -> int | None:
+        """How many tasks to run at once when the user gives no ``--max-workers``.
+
+        A local adapter answers the cores of this machine; a cluster or a cloud its own capacity
+        (workers, a job quota from the profile). ``None`` leaves the scheduler's default, the
+        number of cores of the machine that runs it.
+        """
+
+    @hookspec(firstresult=True)
     def compute_queue_depth(self) -> int:
         """How many tasks beyond ``max_workers`` the scheduler may hand over ahead of time.
 

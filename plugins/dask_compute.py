@@ -688,6 +688,16 @@ class DaskCompute:
         return handle
 
     @hookimpl
+    def compute_default_workers(self) -> int | None:
+        """The LocalCluster's workers; for a cluster given by address, its workers when reachable."""
+        if self.settings.address is None:
+            return self.n_workers
+        try:
+            return len(self._offers()) or None
+        except Exception:  # unreachable now: compute_start reports it properly
+            return None
+
+    @hookimpl
     def compute_queue_depth(self) -> int:
         """0: Dask starts a submitted task as soon as any worker is free, so handing tasks over
         ahead of time would run more than the run's ``max_workers`` at once."""

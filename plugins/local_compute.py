@@ -156,6 +156,10 @@ class LocalCompute:
                 view = view[os.write(self._to_worker, view) :]
 
     @hookimpl
+    def compute_default_workers(self) -> int | None:
+        return self.settings.max_workers or os.cpu_count() or 1
+
+    @hookimpl
     def compute_queue_depth(self) -> int:
         # the warm worker queues tasks and runs at most max_workers at once, so hand it a few
         # ahead: it forks the next one the moment a task ends, without a round trip to us

@@ -23,6 +23,9 @@ def guarded(func: Callable[[], int | None]) -> int:
         return fail(exc)
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("lamina: interrupted\n")
+        return 130
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

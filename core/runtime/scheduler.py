@@ -65,7 +65,7 @@ class RunDriver:
         self.flow_file = str(Path(flow_file).resolve())
         self.stack = stack
         self.params = params
-        self.max_workers = max_workers or os.cpu_count() or 1
+        self.max_workers = max_workers or stack.compute.default_workers() or os.cpu_count() or 1
         self.max_splits = max_splits
         self.origin_run_id = origin_run_id
         self.resume_step = resume_step

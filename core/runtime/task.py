@@ -436,7 +436,11 @@ def main(argv: list[str]) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--spec", help="the TaskSpec as JSON")
     group.add_argument("--spec-file", help="a file holding the TaskSpec as JSON")
-    group.add_argument("--spec-b64", help="the TaskSpec as base64-encoded JSON")
+    group.add_argument(
+        "--spec-b64",
+        nargs="+",
+        help="the TaskSpec as base64-encoded JSON, whole or in pieces (platforms cap an argument's length)",
+    )
     group.add_argument("--spec-env", help="an environment variable holding the TaskSpec (base64 JSON)")
     parser.add_argument("--quiet", action="store_true", help="do not echo the step's output")
     args = parser.parse_args(argv)
@@ -445,7 +449,7 @@ def main(argv: list[str]) -> int:
     elif args.spec_file:
         raw = Path(args.spec_file).read_text()
     elif args.spec_b64:
-        raw = base64.b64decode(args.spec_b64).decode()
+        raw = base64.b64decode("".join(args.spec_b64)).decode()
     else:
         raw = base64.b64decode(os.environ[args.spec_env]).decode()
     spec = TaskSpec.model_validate_json(raw)

@@ -167,6 +167,10 @@ class ComputeLayer(LayerFacade):
     def submit(self, task: TaskSpec) -> str:
         return self._call("compute_submit", idempotent=False, task=task)
 
+    def default_workers(self) -> int | None:
+        value = self.pm.hook.compute_default_workers()
+        return int(value) if value else None
+
     def queue_depth(self) -> int:
         return int(self.pm.hook.compute_queue_depth() or 0)
 

@@ -63,6 +63,12 @@ class SageMakerSettings(AdapterSettings):
     max_runtime_seconds: int = Field(default=86_400, ge=60, description="for steps without @timeout")
     python: str = Field(default="python", description="the interpreter inside the image")
     job_name_prefix: str = Field(default="lamina", max_length=20)
+    max_parallel_jobs: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="jobs at once when a run gives no --max-workers (mind your quota)",
+    )
     poll_interval: float = Field(default=10.0, gt=0, le=600, description="seconds between status polls")
     environment: dict[str, str] = Field(default_factory=dict, description="extra non-secret variables")
     secrets_arn: str | None = Field(
@@ -353,6 +359,12 @@ class SageMakerCompute:
         with self._lock:
             self._jobs[name] = task
         return name
+
+    @hookimpl
+    def compute_default_workers(self) -> int | None:
+        """The profile's ``max_parallel_jobs``: a run is paced by the account's quota, not by the
+        cores of the machine that submits it."""
+        return self.settings.max_parallel_jobs
 
     @hookimpl
     def compute_queue_depth(self) -> int:
