@@ -89,6 +89,9 @@ class TaskStatus(BaseModel):
     state: TaskState
     exit_code: int | None = None
     message: str = ""
+    output_shown: bool = False
+    """Whether the task's output already appeared on the user's console (a local worker streams
+    it live); otherwise the scheduler shows the stored output when the task ends."""
 
 
 class ArtifactRef(BaseModel):

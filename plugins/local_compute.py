@@ -268,6 +268,7 @@ def _status(handle: str, code: int) -> TaskStatus:
         state="succeeded" if code == 0 else "failed",
         exit_code=code,
         message="" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit status {code}"),
+        output_shown=True,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -310,6 +311,8 @@ class RunDriver:
             logs = self.stack.compute.logs(status.handle)
             if logs:
                 record.traceback = logs
+        if not status.output_shown:
+            self._show_output(spec, record)
         if record.ok and status.state == "failed":
             record.ok = False
             record.error = f"the task recorded success but its process ended badly ({status.message})"
@@ -337,6 +340,25 @@ class RunDriver:
             ok=record.ok,
             duration=time.monotonic() - started,
         )
+
+    def _show_output(self, spec: TaskSpec, record: TaskRecord) -> None:
+        """Print a remote task's stored output, prefixed like a local task's live output."""
+        if not self.echo or os.environ.get("LAMINA_QUIET"):
+            return
+        prefix = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
+        for key, stream in ((record.stdout_key, sys.stdout), (record.stderr_key, sys.stderr)):
+            if not key:
+                continue
+            try:
+                text = self.stack.versioning.get(key).decode("utf-8", errors="replace")
+            except KeyError:
+                continue
+            if record.traceback and stream is sys.stderr:
+                text = text.replace(record.traceback, "")  # shown once, by the failure report
+            lines = [prefix + line for line in text.splitlines()]
+            if lines:
+                stream.write("\n".join(lines) + "\n")
+                stream.flush()
 
     def _complete(self, spec: TaskSpec, record: TaskRecord, key: str, reused: bool = False) -> None:
         self.writer.finished(record, key)
