@@ -148,6 +148,21 @@ class TaskRecord(BaseModel):
     started_at: _dt.datetime = Field(default_factory=utcnow)
     finished_at: _dt.datetime = Field(default_factory=utcnow)
 
+    @classmethod
+    def begin(cls, spec: TaskSpec, **fields: Any) -> TaskRecord:
+        """A record for ``spec``'s attempt, not (yet) successful."""
+        return cls(
+            run_id=spec.run_id,
+            flow_name=spec.flow_name,
+            step=spec.step,
+            task_id=spec.task_id,
+            attempt=spec.attempt,
+            ok=False,
+            input_paths=spec.input_paths,
+            foreach_stack=spec.foreach_stack,
+            **fields,
+        )
+
 
 class CheckResult(BaseModel):
     """One layer's verdict from ``lamina stack check``."""

@@ -297,15 +297,8 @@ class RunDriver:
         try:
             record = TaskRecord.model_validate_json(self.stack.versioning.get(key))
         except KeyError:
-            record = TaskRecord(
-                run_id=self.run_id,
-                flow_name=self.flow_name,
-                step=spec.step,
-                task_id=spec.task_id,
-                attempt=spec.attempt,
-                ok=False,
-                input_paths=spec.input_paths,
-                foreach_stack=spec.foreach_stack,
+            record = TaskRecord.begin(
+                spec,
                 error=f"the task process died before recording a result ({status.message or status.state})",
             )
             logs = self.stack.compute.logs(status.handle)

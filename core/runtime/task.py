@@ -204,17 +204,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
     started = utcnow()
     stack = task_stack(spec)
     store = ArtifactStore(stack.versioning, cache_dir=stack.project_dir / ".lamina" / "cache")
-    record = TaskRecord(
-        run_id=spec.run_id,
-        flow_name=spec.flow_name,
-        step=spec.step,
-        task_id=spec.task_id,
-        attempt=spec.attempt,
-        ok=False,
-        input_paths=spec.input_paths,
-        foreach_stack=spec.foreach_stack,
-        started_at=started,
-    )
+    record = TaskRecord.begin(spec, started_at=started)
     echo = echo and not os.environ.get("LAMINA_QUIET")
     prefix = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
     capture = Capture(prefix, echo=echo)
