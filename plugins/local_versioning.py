@@ -39,9 +39,9 @@ class LocalVersioningSettings(AdapterSettings):
     @classmethod
     def _no_password(cls, url: str | None) -> str | None:
         if url is not None:
-            from sqlalchemy.engine import make_url
+            from lamina.versioning.urls import has_password
 
-            if make_url(url).password:
+            if has_password(url):
                 raise ValueError(
                     "metadata_url must not contain a password: profiles hold no secrets; "
                     "let the driver find it (PGPASSWORD or ~/.pgpass for PostgreSQL)"
