@@ -82,13 +82,12 @@ class S3VersioningSettings(AdapterSettings):
     @field_validator("metadata_url")
     @classmethod
     def _no_password(cls, url: str) -> str:
-        from sqlalchemy.engine import make_url
+        # checked without SQLAlchemy: `lamina stack list` validates every profile and must stay fast
+        from lamina.versioning.urls import has_password
 
-        try:
-            parsed = make_url(url)
-        except Exception as exc:
-            raise ValueError(f"not a SQLAlchemy URL: {exc}") from None
-        if parsed.password:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+            raise ValueError(f"not a SQLAlchemy URL (dialect://...): {url!r}")
+        if has_password(url):
             raise ValueError(
                 "metadata_url must not contain a password: profiles hold no secrets; let the driver "
                 "find it (PGPASSWORD or ~/.pgpass for PostgreSQL, IAM auth for RDS)"
