@@ -18,7 +18,8 @@ lock is released however an operation ends. A process outside Lamina that holds 
 (a DuckDB shell) makes operations fail with :class:`DatabaseLocked`, which the layer facade
 retries with backoff.
 
-Data versions (for reproducibility) are content hashes, ``sha256:<hex>``:
+Data versions (for reproducibility) are content hashes, ``sha256:<hex>``, made with
+:mod:`lamina.data_tools` as in every data adapter that uses it:
 
 * a file's version is the sha256 of its bytes, cached by (path, size, mtime_ns) in
   ``.lamina/data/file-hashes.json`` so that a big file is not re-hashed on every read;
@@ -40,7 +41,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -48,6 +48,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.data_tools import (
+    DIGEST_ROWS,
+    RESERVED_PREFIX,
+    chain_versions,
+    check_table_name,
+    digest_batches,
+    digest_table,
+    query_result,
+    quote_ident,
+    read_result,
+    table_to_write,
+    write_snapshot,
+)
 from lamina.errors import DataError, TransientError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DataResult, DataSnapshot
@@ -59,17 +72,11 @@ if TYPE_CHECKING:
 
 ADAPTER_NAME = "duckdb"
 VERSIONS_TABLE = "_lamina_versions"
-RESERVED_PREFIX = "_lamina"
 FILE_SUFFIXES = (".csv", ".parquet")
 HASH_CACHE = Path(".lamina") / "data" / "file-hashes.json"
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_IDENTIFIER_RULE = (
-    "letters, digits and underscores, starting with a letter or underscore, at most 63 characters"
-)
 _READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
 """Statement types ``data_query`` runs (``MULTI`` is how DuckDB parses ``PIVOT``)."""
-_DIGEST_ROWS = 65_536
 _INCOMING = "_lamina_incoming"
 
 
@@ -94,10 +101,6 @@ class DuckDBSettings(AdapterSettings):
 
 class DatabaseLocked(DataError, TransientError):
     """The database file is locked by another process; worth retrying."""
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _quote_literal(text: str) -> str:
@@ -128,65 +131,6 @@ def _arrow_reader(relation: Any, batch_rows: int) -> pa.RecordBatchReader:
         if fetch is not None:
             return fetch(batch_rows)
     raise DataError(f"this duckdb version ({_import_duckdb().__version__}) cannot stream Arrow batches")
-
-
-class _HashSink:
-    """A write-only file object that hashes what an Arrow IPC writer writes into it."""
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-        self.closed = False
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.hash.update(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def digest_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> str:
-    """``sha256:<hex>`` of rows as an Arrow IPC stream, independent of how they are chunked.
-
-    Rows are re-cut into batches of a fixed size (slices, so a contiguous table is not copied)
-    and schema metadata (such as pandas' index description) is left out.
-    """
-    import pyarrow as pa
-
-    schema = schema.remove_metadata()
-    sink = _HashSink()
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    with pa.ipc.new_stream(sink, schema) as writer:
-
-        def emit(table: pa.Table) -> None:
-            for batch in table.combine_chunks().to_batches():
-                writer.write_batch(batch)
-
-        for batch in batches:
-            pending.append(batch.replace_schema_metadata(None))
-            pending_rows += batch.num_rows
-            while pending_rows >= _DIGEST_ROWS:
-                window = pa.Table.from_batches(pending, schema)
-                emit(window.slice(0, _DIGEST_ROWS))
-                pending = window.slice(_DIGEST_ROWS).to_batches()
-                pending_rows -= _DIGEST_ROWS
-        if pending_rows:
-            emit(pa.Table.from_batches(pending, schema))
-    return "sha256:" + sink.hash.hexdigest()
-
-
-def digest_table(table: pa.Table) -> str:
-    """The content version of an Arrow table (see :func:`digest_batches`)."""
-    return digest_batches(table.schema, table.to_batches())
-
-
-def chain_versions(previous: str, appended: str) -> str:
-    """The version of a table after ``appended`` rows were added to a table at ``previous``."""
-    return "sha256:" + hashlib.sha256(f"{previous}+{appended}".encode()).hexdigest()
 
 
 def _same_file(entry: dict[str, Any] | None, stat: os.stat_result) -> bool:
@@ -290,7 +234,7 @@ class FileTable:
     def view_sql(self) -> str:
         reader = "read_parquet" if self.path.suffix.lower() == ".parquet" else "read_csv_auto"
         return (
-            f"CREATE OR REPLACE TEMP VIEW {_quote_ident(self.name)} AS "
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(self.name)} AS "
             f"SELECT * FROM {reader}({_quote_literal(str(self.path))})"
         )
 
@@ -423,7 +367,7 @@ class DuckDBData:
         """The content version of a readable table (lower-case ``key``), as seen by ``con``."""
         if key in catalog.files:
             return self.hashes.version(catalog.files[key].path)
-        name = _quote_ident(catalog.db[key])
+        name = quote_ident(catalog.db[key])
         recorded = catalog.recorded.get(key)
         if recorded is not None:
             if content is not None:
@@ -434,7 +378,7 @@ class DuckDBData:
                 return recorded[0]
         if content is not None:
             return digest_table(content)
-        reader = _arrow_reader(con.sql(f"SELECT * FROM {name}"), _DIGEST_ROWS)
+        reader = _arrow_reader(con.sql(f"SELECT * FROM {name}"), DIGEST_ROWS)
         return digest_batches(reader.schema, reader)
 
     def _handle(
@@ -544,14 +488,7 @@ class DuckDBData:
             except duckdb.Error as exc:
                 raise DataError(f"the duckdb query failed: {exc}\n  sql: {sql}") from exc
             handle = self._handle(con, catalog, keys)
-        if parameters:
-            handle["parameters"] = [
-                p if isinstance(p, str | int | float | bool | None) else repr(p) for p in parameters
-            ]
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="query", target=sql, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        return query_result(ADAPTER_NAME, sql, table, handle, parameters)
 
     @hookimpl
     def data_read(self, name: str) -> DataResult:
@@ -572,14 +509,11 @@ class DuckDBData:
             else:
                 raise self._unknown_table(name, catalog)
             try:
-                table = _to_arrow(con.sql(f"SELECT * FROM {_quote_ident(canonical)}"))
+                table = _to_arrow(con.sql(f"SELECT * FROM {quote_ident(canonical)}"))
             except duckdb.Error as exc:
                 raise DataError(f"reading table {canonical!r} failed: {exc}") from exc
             handle = self._handle(con, catalog, [key], content=table)
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="table", target=canonical, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        return read_result(ADAPTER_NAME, canonical, table, handle)
 
     @hookimpl
     def data_write(self, name: str, table: pa.Table, mode: str) -> DataSnapshot:
@@ -595,20 +529,7 @@ class DuckDBData:
         :raises DataError: bad name, mode or input type, or DuckDB refused the rows.
         """
         duckdb = _import_duckdb()
-        import pyarrow as pa
-
-        if mode not in ("replace", "append"):
-            raise DataError(f"unknown write mode {mode!r} for table {name!r}: use 'replace' or 'append'")
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        if not isinstance(table, pa.Table):
-            raise DataError(
-                f"data_write({name!r}) takes a pyarrow.Table, got {type(table).__module__}.{type(table).__name__}; "
-                "convert it first (pyarrow.Table.from_pandas), or use stack.data.write, which does."
-            )
-        self._check_name(name)
-        if table.num_columns == 0:
-            raise DataError(f"cannot write table {name!r}: it has no columns")
+        table = table_to_write(name, table, mode, check_name=check_table_name)
         file_table = self._file_tables().get(name.lower())
         if file_table is not None:
             raise DataError(
@@ -635,9 +556,7 @@ class DuckDBData:
                     f"writing table {name!r} ({mode}) to {self._shown(self.database)} failed, nothing was "
                     f"changed: {exc}{existing}\n  incoming columns: {incoming}"
                 ) from exc
-        return DataSnapshot(
-            adapter=ADAPTER_NAME, kind="write", target=stored, handle={"tables": {stored: version}}, rows=rows
-        )
+        return write_snapshot(ADAPTER_NAME, stored, {"tables": {stored: version}}, rows)
 
     def _write_rows(
         self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, mode: str, batch_version: str
@@ -650,7 +569,7 @@ class DuckDBData:
         catalog = self._catalog(con)
         key = name.lower()
         stored = catalog.db.get(key, name)
-        target = _quote_ident(stored)
+        target = quote_ident(stored)
         con.register(_INCOMING, table)
         if mode == "replace" or key not in catalog.db:
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {_INCOMING}")
@@ -662,15 +581,6 @@ class DuckDBData:
         rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         con.execute(f"INSERT OR REPLACE INTO {VERSIONS_TABLE} VALUES (?, ?, ?, now())", [key, version, rows])
         return stored, version, rows
-
-    @staticmethod
-    def _check_name(name: str) -> None:
-        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
-            raise DataError(f"table name {name!r} is not allowed: use {_IDENTIFIER_RULE} (e.g. 'iris_clean')")
-        if name.lower().startswith(RESERVED_PREFIX):
-            raise DataError(
-                f"table name {name!r} is not allowed: names starting with '{RESERVED_PREFIX}' are Lamina's"
-            )
 
     @hookimpl
     def data_tables(self) -> list[str]:
