@@ -11,8 +11,9 @@ to ``timeout`` seconds for another's lock, then :class:`DatabaseLocked` is raise
 layer facade retries with backoff. The file keeps its journal mode: the adapter never switches
 a user's database to WAL.
 
-Data versions (for reproducibility) are content hashes, ``sha256:<hex>``, as in the DuckDB
-adapter that ships with Lamina:
+Data versions (for reproducibility) are content hashes, ``sha256:<hex>``, made with Lamina's
+toolkit for data adapters (:mod:`lamina.data_tools`), so equal rows have equal versions here and
+in the DuckDB adapter that ships with Lamina:
 
 * each write records its table's version in ``_lamina_versions`` in the same transaction: for
   ``replace`` the hash of the written rows as an Arrow IPC stream (cut into fixed batches, so
@@ -28,13 +29,23 @@ pyarrow is imported when the adapter first touches data, so loading the plugin s
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lamina.data_tools import (
+    RESERVED_PREFIX,
+    chain_versions,
+    check_table_name,
+    digest_table,
+    query_result,
+    quote_ident,
+    read_result,
+    table_to_write,
+    write_snapshot,
+)
 from lamina.errors import DataError, TransientError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterSettings, CheckResult, DataResult, DataSnapshot
@@ -47,12 +58,10 @@ if TYPE_CHECKING:
 
 ADAPTER_NAME = "sqlite"
 VERSIONS_TABLE = "_lamina_versions"
-RESERVED_PREFIXES = ("_lamina", "sqlite_")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_IDENTIFIER_RULE = (
-    "letters, digits and underscores, starting with a letter or underscore, at most 63 characters"
+RESERVED_PREFIXES = (RESERVED_PREFIX, "sqlite_")
+_check_name = functools.partial(
+    check_table_name, reserved=RESERVED_PREFIXES, reserved_note="reserved for Lamina and SQLite"
 )
-_DIGEST_ROWS = 65_536
 _WRITE_BATCH_ROWS = 50_000
 
 # Authorizer actions a query may take; any other one would change the database.
@@ -107,55 +116,11 @@ class DatabaseLocked(DataError, TransientError):
     """Another connection holds the database (SQLite's "database is locked"); worth retrying."""
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _is_lock_error(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return "locked" in str(exc).lower()
-
-
-class _HashSink:
-    """A write-only file object that hashes what an Arrow IPC writer writes into it."""
-
-    def __init__(self) -> None:
-        self.hash = hashlib.sha256()
-        self.closed = False
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.hash.update(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def digest_table(table: pa.Table) -> str:
-    """``sha256:<hex>`` of a table's rows as an Arrow IPC stream, whatever its chunking.
-
-    Rows are cut into fixed slices (only a slice that spans chunks is copied) and schema
-    metadata, such as pandas' index description, is left out.
-    """
-    import pyarrow as pa
-
-    table = table.replace_schema_metadata(None)
-    sink = _HashSink()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for offset in range(0, table.num_rows, _DIGEST_ROWS):
-            for batch in table.slice(offset, _DIGEST_ROWS).combine_chunks().to_batches():
-                writer.write_batch(batch)
-    return "sha256:" + sink.hash.hexdigest()
-
-
-def chain_versions(previous: str, appended: str) -> str:
-    """The version of a table after ``appended`` rows were added to a table at ``previous``."""
-    return "sha256:" + hashlib.sha256(f"{previous}+{appended}".encode()).hexdigest()
 
 
 class _Catalog:
@@ -272,13 +237,13 @@ class SQLiteData:
 
     @staticmethod
     def _declared(con: sqlite3.Connection, name: str) -> list[str]:
-        return [row[2] or "" for row in con.execute(f"PRAGMA table_info({_quote_ident(name)})")]
+        return [row[2] or "" for row in con.execute(f"PRAGMA table_info({quote_ident(name)})")]
 
     def _raw_version(self, con: sqlite3.Connection, name: str) -> str:
         """Hash of a table's stored values, whatever their types (tables Lamina did not write)."""
         import pyarrow as pa
 
-        names, columns = self._columns(con.execute(f"SELECT * FROM {_quote_ident(name)}"))
+        names, columns = self._columns(con.execute(f"SELECT * FROM {quote_ident(name)}"))
         arrays = []
         for values in columns:
             try:
@@ -292,7 +257,7 @@ class SQLiteData:
         name = catalog.names[key]
         recorded = catalog.recorded.get(key)
         if recorded is not None:
-            (rows,) = con.execute(f"SELECT count(*) FROM {_quote_ident(name)}").fetchone()
+            (rows,) = con.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
             if rows == recorded[1]:
                 return recorded[0]
         return self._raw_version(con, name)
@@ -382,14 +347,7 @@ class SQLiteData:
             ]
             table = pa.Table.from_arrays(arrays, names=names)
             handle = self._handle(con, catalog, read)
-        if parameters:
-            handle["parameters"] = [
-                p if isinstance(p, str | int | float | bool | None) else repr(p) for p in parameters
-            ]
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="query", target=sql, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        return query_result(ADAPTER_NAME, sql, table, handle, parameters)
 
     @hookimpl
     def data_read(self, name: str) -> DataResult:
@@ -410,7 +368,7 @@ class SQLiteData:
                 )
             canonical = catalog.names[key]
             declared = self._declared(con, canonical)
-            cursor, read = self._run_reading(con, f"SELECT * FROM {_quote_ident(canonical)}", ())
+            cursor, read = self._run_reading(con, f"SELECT * FROM {quote_ident(canonical)}", ())
             names, columns = self._columns(cursor)
             arrays = [
                 typed_array(column, decl, values, arrow_type_for(decl))
@@ -418,10 +376,7 @@ class SQLiteData:
             ]
             table = pa.Table.from_arrays(arrays, names=names)
             handle = self._handle(con, catalog, read)
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="table", target=canonical, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        return read_result(ADAPTER_NAME, canonical, table, handle)
 
     @hookimpl
     def data_write(self, name: str, table: pa.Table, mode: str) -> DataSnapshot:
@@ -438,20 +393,7 @@ class SQLiteData:
         :raises DataError: bad name, mode or input type, a column SQLite cannot store, or
             SQLite refused the rows.
         """
-        import pyarrow as pa
-
-        if mode not in ("replace", "append"):
-            raise DataError(f"unknown write mode {mode!r} for table {name!r}: use 'replace' or 'append'")
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        if not isinstance(table, pa.Table):
-            raise DataError(
-                f"data_write({name!r}) takes a pyarrow.Table, got {type(table).__module__}."
-                f"{type(table).__name__}; convert it first, or use stack.data.write, which does."
-            )
-        self._check_name(name)
-        if table.num_columns == 0:
-            raise DataError(f"cannot write table {name!r}: it has no columns")
+        table = table_to_write(name, table, mode, check_name=_check_name)
         plan_columns(table.schema)  # refuse unstorable columns before touching the file
         incoming = digest_table(table)
         with self._connect(f"writing table {name!r}", write=True) as con:
@@ -465,9 +407,7 @@ class SQLiteData:
                     f"writing table {name!r} ({mode}) to the SQLite database {self._shown()} failed, "
                     f"nothing was changed: {exc}\n  incoming columns: {columns}"
                 ) from exc
-        return DataSnapshot(
-            adapter=ADAPTER_NAME, kind="write", target=stored, handle={"tables": {stored: version}}, rows=rows
-        )
+        return write_snapshot(ADAPTER_NAME, stored, {"tables": {stored: version}}, rows)
 
     def _write_rows(
         self, con: sqlite3.Connection, name: str, table: pa.Table, mode: str, incoming: str
@@ -482,11 +422,11 @@ class SQLiteData:
         if key in catalog.views:
             raise DataError(f"{catalog.names[key]!r} is a view in {self._shown()}; write under another name.")
         stored = catalog.names.get(key, name)
-        target = _quote_ident(stored)
+        target = quote_ident(stored)
         if mode == "replace" or key not in catalog.names:
             con.execute(f"DROP TABLE IF EXISTS {target}")
             columns = ", ".join(
-                f"{_quote_ident(plan.name)} {plan.declared}".rstrip() for plan in plan_columns(table.schema)
+                f"{quote_ident(plan.name)} {plan.declared}".rstrip() for plan in plan_columns(table.schema)
             )
             con.execute(f"CREATE TABLE {target} ({columns})")
             version = incoming
@@ -504,7 +444,7 @@ class SQLiteData:
 
     def _conform(self, con: sqlite3.Connection, stored: str, table: pa.Table) -> pa.Table:
         """Match appended columns to the table's by name and cast them to its declared types."""
-        info = con.execute(f"PRAGMA table_info({_quote_ident(stored)})").fetchall()
+        info = con.execute(f"PRAGMA table_info({quote_ident(stored)})").fetchall()
         existing = {row[1].lower(): (row[1], row[2] or "") for row in info}
         unknown = [f.name for f in table.schema if f.name.lower() not in existing]
         if unknown:
@@ -534,7 +474,7 @@ class SQLiteData:
     @staticmethod
     def _insert(con: sqlite3.Connection, target: str, table: pa.Table) -> None:
         plans = plan_columns(table.schema)
-        columns = ", ".join(_quote_ident(plan.name) for plan in plans)
+        columns = ", ".join(quote_ident(plan.name) for plan in plans)
         marks = ", ".join("?" for _ in plans)
         sql = f"INSERT INTO {target} ({columns}) VALUES ({marks})"
         for offset in range(0, table.num_rows, _WRITE_BATCH_ROWS):
@@ -544,16 +484,6 @@ class SQLiteData:
                 con.executemany(sql, zip(*values, strict=True))
             except OverflowError as exc:  # an integer beyond SQLite's signed 64 bits
                 raise sqlite3.DataError(f"{exc} (SQLite integers are signed 64-bit)") from exc
-
-    @staticmethod
-    def _check_name(name: str) -> None:
-        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
-            raise DataError(f"table name {name!r} is not allowed: use {_IDENTIFIER_RULE} (e.g. 'iris_clean')")
-        if name.lower().startswith(RESERVED_PREFIXES):
-            raise DataError(
-                f"table name {name!r} is not allowed: names starting with "
-                f"{' or '.join(map(repr, RESERVED_PREFIXES))} are reserved for Lamina and SQLite"
-            )
 
     @hookimpl
     def data_tables(self) -> list[str]:
