@@ -8,8 +8,9 @@ Arrow result format, no row-by-row conversion). Each read is recorded as a
 
 ``SELECT ... FROM t AT(STATEMENT => '<query_id>')`` (or ``AT(TIMESTAMP => '<at>'::timestamp_tz)``)
 reads the same rows again while the table's time-travel retention lasts. ``version`` identifies
-the data: for a table, its ``LAST_ALTERED``, row count and bytes; for a query, the sha256 of its
-result. Two reads with equal versions saw the same data.
+the data: for a table, its ``LAST_ALTERED``, row count and bytes; for a query, the content
+version of its result (:func:`lamina.data_tools.digest_table`, as the DuckDB adapter hashes
+rows). Two reads with equal versions saw the same data.
 
 Writes (``replace`` or ``append``) load the rows into a staging table first (a transient table
 named ``_LAMINA_STAGE_...``, dropped afterwards and never listed; a crash mid-write may leave
@@ -34,7 +35,6 @@ everything from a named connection of the connector's own ``connections.toml``
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import re
 import tempfile
@@ -44,6 +44,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
+from lamina.data_tools import (
+    digest_table,
+    query_result,
+    quote_ident,
+    read_result,
+    table_to_write,
+    write_snapshot,
+)
 from lamina.errors import DataError, LaminaError, TransientError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DataResult, DataSnapshot
@@ -117,41 +125,10 @@ def _import_connector() -> Any:
     return snowflake.connector
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _first_keyword(sql: str) -> str:
     text = _COMMENTS.sub(" ", sql).lstrip(" \t\r\n(")
     match = re.match(r"[A-Za-z]+", text)
     return match.group(0).upper() if match else ""
-
-
-def _digest(table: pa.Table) -> str:
-    """sha256 of a table's rows as an Arrow IPC stream (schema metadata left out)."""
-    import pyarrow as pa
-
-    class Sink:
-        closed = False
-
-        def __init__(self) -> None:
-            self.hash = hashlib.sha256()
-
-        def write(self, data: Any) -> int:
-            self.hash.update(data)
-            return len(data)
-
-        def flush(self) -> None:
-            pass
-
-        def close(self) -> None:
-            self.closed = True
-
-    sink = Sink()
-    clean = table.replace_schema_metadata(None).combine_chunks()
-    with pa.ipc.new_stream(sink, clean.schema) as writer:
-        writer.write_table(clean)
-    return "sha256:" + sink.hash.hexdigest()
 
 
 def snowflake_type(field: pa.Field) -> str:
@@ -325,7 +302,7 @@ class SnowflakeData:
             ):
                 out.append(part)
             else:
-                out.append(quote(part))
+                out.append(quote_ident(part))
         return ".".join(out)
 
     def stored_name(self, name: str) -> str:
@@ -431,15 +408,8 @@ class SnowflakeData:
             )
         at = self._now()
         table, query_id = self._run(sql, parameters, "the Snowflake query failed")
-        handle: dict[str, Any] = {"query_id": query_id, "at": at, "version": _digest(table)}
-        if parameters:
-            handle["parameters"] = [
-                p if isinstance(p, str | int | float | bool | None) else repr(p) for p in parameters
-            ]
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="query", target=sql, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        handle = {"query_id": query_id, "at": at, "version": digest_table(table)}
+        return query_result(ADAPTER_NAME, sql, table, handle, parameters)
 
     @hookimpl
     def data_read(self, name: str) -> DataResult:
@@ -460,11 +430,8 @@ class SnowflakeData:
                 raise self._error(exc, f"reading table {name!r} failed") from exc
         state = self._table_state(self.stored_name(name)) if "." not in ident else None
         handle: dict[str, Any] = {"query_id": query_id, "at": at}
-        handle["version"] = state[0] if state else _digest(table)
-        snapshot = DataSnapshot(
-            adapter=ADAPTER_NAME, kind="table", target=name, handle=handle, rows=table.num_rows
-        )
-        return DataResult(table=table, snapshot=snapshot)
+        handle["version"] = state[0] if state else digest_table(table)
+        return read_result(ADAPTER_NAME, name, table, handle)
 
     def _unknown_table(self, name: str) -> DataError:
         try:
@@ -488,19 +455,7 @@ class SnowflakeData:
         :return: the snapshot after the write (its ``version`` equals what a later read reports).
         :raises DataError: bad mode, name or column type, or Snowflake refused the rows.
         """
-        import pyarrow as pa
-
-        if mode not in ("replace", "append"):
-            raise DataError(f"unknown write mode {mode!r} for table {name!r}: use 'replace' or 'append'")
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        if not isinstance(table, pa.Table):
-            raise DataError(
-                f"data_write({name!r}) takes a pyarrow.Table, got {type(table).__name__}; use "
-                "current.data.write, which converts pandas and dicts."
-            )
-        if table.num_columns == 0:
-            raise DataError(f"cannot write table {name!r}: it has no columns")
+        table = table_to_write(name, table, mode)
         if "." in name or self.stored_name(name).upper().startswith(STAGING_PREFIX):
             raise DataError(
                 f"table name {name!r} is not allowed: write unqualified names (the profile chooses database "
@@ -539,7 +494,7 @@ class SnowflakeData:
             state = self._table_state(stored)
         version, rows = state if state else ("", table.num_rows)
         handle = {"query_id": query_id, "at": self._now(), "version": version}
-        return DataSnapshot(adapter=ADAPTER_NAME, kind="write", target=name, handle=handle, rows=rows)
+        return write_snapshot(ADAPTER_NAME, name, handle, rows)
 
     def _execute(self, sql: str, parameters: Any = None) -> str:
         with self._cursor() as cur:
