@@ -253,6 +253,8 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
             record.error = redact((record.error or "").encode(), secret_values()).decode()
             stderr += record.traceback.encode()
         for stream, data in (("stdout", capture.stdout), ("stderr", stderr)):
+            if not data:
+                continue  # nothing printed: nothing to store
             key = layout.log_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, stream)  # type: ignore[arg-type]
             stack.versioning.put(key, data=data, overwrite=True)
             setattr(record, f"{stream}_key", key)

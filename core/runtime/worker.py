@@ -18,6 +18,7 @@ import os
 import select
 import signal
 import sys
+import time
 from collections import deque
 from typing import Any
 
@@ -118,10 +119,12 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
 def _warm(spec: Any) -> None:
     """Build the run's stack and its versioning layer once, in the worker, so every forked task
     inherits them instead of resolving the profile again."""
+    from .capture import secret_values
     from .task import task_stack
 
     stack = task_stack(spec)
     stack.versioning  # noqa: B018 - building the layer is the point
+    secret_values()
 
 
 def _run_profiled(spec: Any, flow_cls: Any) -> int:
@@ -130,7 +133,7 @@ def _run_profiled(spec: Any, flow_cls: Any) -> int:
 
     from .task import run_task
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU time: a loaded machine does not skew it
     code = profiler.runcall(run_task, spec, flow_cls)
     folder = os.environ["LAMINA_PROFILE_TASKS"]
     os.makedirs(folder, exist_ok=True)

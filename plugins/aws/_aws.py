@@ -217,6 +217,20 @@ def caller_identity(region: str | None, endpoint_url: str | None = None) -> str:
     return str(call("checking AWS credentials (sts:GetCallerIdentity)", sts.get_caller_identity)["Arn"])
 
 
+def check_identity(region: str | None, endpoint_url: str | None = None) -> tuple[str, str]:
+    """For a layer's check: ``(caller ARN, "")``, or ``("", why)`` when the credentials do not work
+    or STS cannot be reached. Never raises; the verdict's fix for a failure is :data:`CREDENTIALS_FIX`.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return caller_identity(region, endpoint_url), ""
+    except LaminaError as exc:
+        return "", f"AWS credentials do not work: {describe_failure(exc)}"
+    except (ClientError, BotoCoreError) as exc:
+        return "", f"cannot reach AWS STS: {describe_failure(exc)}"
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line for a check verdict (the fix goes in the verdict's own ``fix``)."""
     if isinstance(exc, AwsCredentialsError):

@@ -132,7 +132,7 @@ def deployed_spec(
     template: dict[str, Any], step: str, run_id: str, frames: list[dict[str, Any]], attempt: int
 ) -> str:
     """The TaskSpec JSON of one task of a deployed flow (see the module docstring)."""
-    from lamina.models import TaskRecord, TaskSpec
+    from lamina.models import ForeachFrame, Resources, TaskRecord, TaskSpec
     from lamina.stack import stack_from_snapshot
     from lamina.versioning import layout
 
@@ -181,12 +181,12 @@ def deployed_spec(
         task_id=task_id,
         attempt=attempt,
         input_paths=inputs,
-        foreach_stack=frames,
+        foreach_stack=[ForeachFrame.model_validate(frame) for frame in frames],
         split_index=frames[-1]["index"] if frames and info.get("first_in_foreach") else None,
         flow_file=template["flow_file"],
         code_key=template["code_key"],
         stack=template["stack"],
-        resources=info.get("resources") or {},
+        resources=Resources.model_validate(info.get("resources") or {}),
         timeout=info.get("timeout"),
         max_attempts=info.get("max_attempts", 1),
         user=template.get("user", ""),

@@ -349,14 +349,9 @@ class S3Versioning:
 
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            identity = _aws.caller_identity(self.settings.region, None)
-        except LaminaError as exc:
-            return verdict(
-                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
-            )
-        except (ClientError, BotoCoreError) as exc:
-            return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
+        identity, failure = _aws.check_identity(self.settings.region, None)
+        if failure:
+            return verdict(False, failure, _aws.CREDENTIALS_FIX)
         bucket = self.settings.bucket
         try:
             with _aws.translated(f"checking the bucket {bucket}"):

@@ -411,9 +411,9 @@ class SageMakerCompute:
                 )
                 self._done[handle] = TaskStatus(
                     handle=handle,
-                    state=state,
+                    state=state,  # type: ignore[arg-type]
                     exit_code=0 if state == "succeeded" else 1,
-                    message=message,  # type: ignore[arg-type]
+                    message=message,
                 )
 
     def _describe(self, handle: str) -> dict[str, Any]:
@@ -534,14 +534,9 @@ class SageMakerCompute:
         def verdict(ok: bool, message: str, fix: str = "") -> CheckResult:
             return CheckResult(layer="compute", adapter=ADAPTER_NAME, ok=ok, message=message, fix=fix)
 
-        try:
-            identity = _aws.caller_identity(self.settings.region, self.settings.endpoint_url)
-        except LaminaError as exc:
-            return verdict(
-                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
-            )
-        except (ClientError, BotoCoreError) as exc:
-            return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
+        identity, failure = _aws.check_identity(self.settings.region, self.settings.endpoint_url)
+        if failure:
+            return verdict(False, failure, _aws.CREDENTIALS_FIX)
         role = _aws.role_name(self.settings.role) or ""
         try:
             with _aws.translated("reading the SageMaker role"):

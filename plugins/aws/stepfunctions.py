@@ -329,14 +329,9 @@ class StepFunctionsOrchestration:
         def verdict(ok: bool, message: str, fix: str = "") -> CheckResult:
             return CheckResult(layer="orchestration", adapter=ADAPTER_NAME, ok=ok, message=message, fix=fix)
 
-        try:
-            identity = _aws.caller_identity(self.settings.region, self.settings.endpoint_url)
-        except LaminaError as exc:
-            return verdict(
-                False, f"AWS credentials do not work: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX
-            )
-        except (ClientError, BotoCoreError) as exc:
-            return verdict(False, f"cannot reach AWS STS: {_aws.describe_failure(exc)}", _aws.CREDENTIALS_FIX)
+        identity, failure = _aws.check_identity(self.settings.region, self.settings.endpoint_url)
+        if failure:
+            return verdict(False, failure, _aws.CREDENTIALS_FIX)
         try:
             with _aws.translated("reading the state machine role"):
                 self._client("iam").get_role(RoleName=_aws.role_name(self.settings.role))
