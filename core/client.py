@@ -181,7 +181,24 @@ class Flow:
         return f"Flow({self.name!r})"
 
 
-class Run:
+class _Recorded:
+    """What a run and a task share: a status row (``_info``) read from the metadata store."""
+
+    _info: Any
+    status = property(lambda self: self._info.status, doc="running, succeeded or failed")
+    started_at = property(lambda self: self._info.started_at)
+    finished_at = property(lambda self: self._info.finished_at)
+
+    @property
+    def successful(self) -> bool:
+        return self._info.status == "succeeded"
+
+    @property
+    def finished(self) -> bool:
+        return self._info.status in ("succeeded", "failed")
+
+
+class Run(_Recorded):
     """One run, by ``"run_id"`` or ``"Flow/run_id"``. :raises NotFound: unknown or outside the namespace."""
 
     def __init__(self, pathspec: str) -> None:
@@ -209,7 +226,6 @@ class Run:
 
     id = property(lambda self: self._info.id)
     flow_name = property(lambda self: self._info.flow)
-    status = property(lambda self: self._info.status, doc="running, succeeded or failed")
     user = property(lambda self: self._info.user)
     params = property(lambda self: dict(self._info.params))
     stack = property(lambda self: dict(self._info.stack), doc="the resolved stack, secrets redacted")
@@ -217,20 +233,10 @@ class Run:
     python_version = property(lambda self: self._info.python_version)
     packages = property(lambda self: dict(self._info.packages))
     origin_run_id = property(lambda self: self._info.origin_run_id, doc="the run this one resumed")
-    started_at = property(lambda self: self._info.started_at)
-    finished_at = property(lambda self: self._info.finished_at)
 
     @property
     def pathspec(self) -> str:
         return f"{self.flow_name}/{self.id}"
-
-    @property
-    def successful(self) -> bool:
-        return self._info.status == "succeeded"
-
-    @property
-    def finished(self) -> bool:
-        return self._info.status in ("succeeded", "failed")
 
     @property
     def code(self) -> CodeInfo | None:
@@ -336,7 +342,7 @@ class Step:
         return f"Step({self.pathspec!r})"
 
 
-class Task:
+class Task(_Recorded):
     """One task (its latest attempt): ``Task("Flow/run_id/step/task_id")`` or ``run["step"].task``."""
 
     def __init__(self, pathspec: str) -> None:
@@ -359,24 +365,13 @@ class Task:
     id = property(lambda self: self._info.task_id)
     step_name = property(lambda self: self._info.step)
     attempt = property(lambda self: self._info.attempt)
-    status = property(lambda self: self._info.status)
     error = property(lambda self: self._info.error)
     traceback = property(lambda self: self._info.traceback)
-    started_at = property(lambda self: self._info.started_at)
-    finished_at = property(lambda self: self._info.finished_at)
     input_paths = property(lambda self: list(self._info.input_paths))
 
     @property
     def pathspec(self) -> str:
         return f"{self._run.pathspec}/{self.step_name}/{self.id}"
-
-    @property
-    def successful(self) -> bool:
-        return self._info.status == "succeeded"
-
-    @property
-    def finished(self) -> bool:
-        return self._info.status in ("succeeded", "failed")
 
     @property
     def foreach_stack(self) -> list[ForeachFrame]:
