@@ -52,6 +52,8 @@ SAGEMAKER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/lamina-sagemaker"
 SFN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/lamina-stepfunctions"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/lamina:emulated"
 SNOWFLAKE_PASSWORD = "emulated-password"
+EMULATOR_KEY = "emulator"
+"""The access key id and secret of the emulated AWS (moto takes any)."""
 WAREHOUSE = "FAKESNOW_WAREHOUSE"
 """fakesnow knows one warehouse, this one; ``SHOW WAREHOUSES`` lists it."""
 
@@ -65,6 +67,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def emulator_client(endpoint: str, service: str) -> Any:
+    """A boto3 client for ``service`` on the moto server at ``endpoint``, with the emulator's keys."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=EMULATOR_KEY,
+        aws_secret_access_key=EMULATOR_KEY,
+    )
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -189,20 +204,9 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._poller = threading.Thread(target=self._poll_loop, name="lamina-job-runner", daemon=True)
 
-    def _client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="emulator",
-            aws_secret_access_key="emulator",
-        )
-
     def start(self) -> None:
-        self._sagemaker = self._client("sagemaker")
-        self._logs = self._client("logs")
+        self._sagemaker = emulator_client(self.endpoint, "sagemaker")
+        self._logs = emulator_client(self.endpoint, "logs")
         self._poller.start()
 
     def _poll_loop(self) -> None:
@@ -456,8 +460,8 @@ class AwsEmulator:
         nowhere = str(self.workdir / "no-aws-config")
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "emulator",
-            "AWS_SECRET_ACCESS_KEY": "emulator",
+            "AWS_ACCESS_KEY_ID": EMULATOR_KEY,
+            "AWS_SECRET_ACCESS_KEY": EMULATOR_KEY,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             "AWS_CONFIG_FILE": nowhere,
@@ -493,15 +497,7 @@ class AwsEmulator:
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the emulated AWS."""
-        import boto3
-
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="emulator",
-            aws_secret_access_key="emulator",
-        )
+        return emulator_client(self.endpoint, service)
 
     def snowflake_connect(self, **overrides: Any) -> Any:
         """A connection of the real Snowflake connector to the emulated Snowflake."""
