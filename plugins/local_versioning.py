@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult
 from lamina.versioning.layout import OWNED_TEMP_SUFFIX
+from lamina.versioning.store_tools import ping_database, replacing, round_trip, temp_sibling
 from pydantic import field_validator
 
 
@@ -86,7 +86,7 @@ class LocalVersioning:
 
     def _stage(self, final: Path, data: bytes | memoryview | None, path: str | None) -> Path:
         """A complete, synced temporary next to ``final``."""
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        tmp = temp_sibling(final)
         if path is not None and path.endswith(OWNED_TEMP_SUFFIX):
             try:
                 os.link(path, tmp)
@@ -163,13 +163,8 @@ class LocalVersioning:
         source = self._path(key)
         if not source.is_file():
             raise KeyError(key)
-        target = Path(path)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        try:
+        with replacing(path) as tmp:
             shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @hookimpl
     def versioning_exists(self, keys: list[str]) -> list[bool]:
@@ -206,12 +201,8 @@ class LocalVersioning:
 
     @hookimpl
     def versioning_check(self) -> CheckResult:
-        probe = f"check/{uuid.uuid4().hex}"
         try:
-            self.versioning_put(probe, b"ok", None, True)
-            if self.versioning_get(probe) != b"ok":
-                raise OSError("read back different bytes")
-            self.versioning_delete([probe])
+            round_trip(self)
         except Exception as e:
             return CheckResult(
                 layer="versioning",
@@ -222,16 +213,9 @@ class LocalVersioning:
             )
         url = self.versioning_metadata_url()
         try:
-            from sqlalchemy import create_engine, text
-
-            engine = create_engine(url)
-            try:
-                if url.startswith("sqlite:///"):
-                    self.root.mkdir(parents=True, exist_ok=True)
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            finally:
-                engine.dispose()
+            if url.startswith("sqlite:///"):
+                self.root.mkdir(parents=True, exist_ok=True)
+            ping_database(url)
         except Exception as e:
             return CheckResult(
                 layer="versioning",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 from lamina.errors import LaminaError, StoreError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult
+from lamina.versioning.store_tools import ping_database, replacing, round_trip
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -264,20 +264,15 @@ class S3Versioning:
         """
         from botocore.exceptions import ClientError
 
-        target = Path(path)
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         try:
-            with _aws.translated(f"downloading {self.uri(key)}"):
+            with replacing(path) as tmp, _aws.translated(f"downloading {self.uri(key)}"):
                 self.client.download_file(
                     self.settings.bucket, self.s3_key(key), str(tmp), Config=self._transfer_config()
                 )
-            os.replace(tmp, target)
         except ClientError as exc:
             if self._missing(exc):
                 raise KeyError(key) from None
             raise self._fail(f"downloading {key} from", exc) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @hookimpl
     def versioning_exists(self, keys: list[str]) -> list[bool]:
@@ -377,12 +372,8 @@ class S3Versioning:
                 f"cannot reach the bucket {bucket!r}: {_aws.describe_failure(exc)}",
                 _aws.CREDENTIALS_FIX,
             )
-        probe = f"check/{uuid.uuid4().hex}"
         try:
-            self.versioning_put(probe, b"ok", None, True)
-            if self.versioning_get(probe) != b"ok":
-                raise StoreError("read back different bytes")
-            self.versioning_delete([probe])
+            round_trip(self)
         except (LaminaError, ClientError, BotoCoreError, KeyError) as exc:
             return verdict(
                 False,
@@ -392,14 +383,7 @@ class S3Versioning:
         url = self.versioning_metadata_url()
         shown = _shown_url(url)
         try:
-            from sqlalchemy import create_engine, text
-
-            engine = create_engine(url)
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-            finally:
-                engine.dispose()
+            ping_database(url)
         except Exception as exc:
             return verdict(
                 False,
