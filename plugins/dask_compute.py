@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from typing import Any, Literal
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
+from lamina.redaction import SECRET_NAME
 from lamina.runtime.task import EXIT_INFRA
 from pydantic import Field, field_validator
 
@@ -69,7 +69,7 @@ LOG_TAIL = 16_000
 """Characters of a task process's own output kept for :meth:`DaskCompute.compute_logs`."""
 WORKER_ENV = "LAMINA_DASK_WORKER"
 """Set in every task's environment: the address of the Dask worker running it."""
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|access_key|api_key|credential)", re.I)
+_SECRET_KEY = SECRET_NAME
 logger = logging.getLogger(__name__)
 _RESOURCE_OF = {"cpu": "CPU", "memory": "MEMORY", "gpu": "GPU", "disk": "DISK"}
 

@@ -10,39 +10,11 @@ both.
 from __future__ import annotations
 
 import os
-import re
 import select
 import sys
 import threading
 
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL)", re.I)
-
-
-_cached: tuple[int, list[bytes]] | None = None
-
-
-def secret_values(environ: dict[str, str] | None = None) -> list[bytes]:
-    """Values of environment variables whose names say they hold a secret (6+ characters).
-
-    Cached per process for ``os.environ`` (a warm worker computes it once for all its tasks);
-    recomputed when the environment's size changes.
-    """
-    global _cached
-    if environ is None and _cached is not None and _cached[0] == len(os.environ):
-        return _cached[1]
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
-    found = sorted((v.encode() for v in values), key=len, reverse=True)
-    if environ is None:
-        _cached = (len(os.environ), found)
-    return found
-
-
-def redact(data: bytes, secrets: list[bytes]) -> bytes:
-    for secret in secrets:
-        if secret in data:
-            data = data.replace(secret, b"***")
-    return data
+from ..redaction import redact, secret_values  # noqa: E402,F401 - secret_values re-exported
 
 
 class _Stream:

@@ -40,12 +40,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ProfileError
 from ..models import LAYERS
+from ..redaction import SECRET_NAME
 
 if TYPE_CHECKING:
     from ..discovery import Registry
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|access_key|api_key|credential)", re.I)
+_SECRET_KEY = SECRET_NAME
 _PATH_KEY = re.compile(r"_(path|file)$", re.I)
 """``private_key_file``, ``credentials_path``: where a secret is kept, not the secret itself."""
 _EXAMPLE_ADAPTER = {"data": "duckdb", "compute": "local", "orchestration": "local", "versioning": "local"}

@@ -18,7 +18,6 @@ and finally :meth:`~MetadataStore.finish_run`. ``resume`` reads :meth:`~Metadata
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -47,12 +46,13 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
 from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
+from ..redaction import SECRET_NAME
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
-_SECRET = re.compile(r"(password|passwd|secret|token|credential|private_key|api_key|access_key)", re.I)
+_SECRET = SECRET_NAME
 
 RunStatus = str  # "running" | "succeeded" | "failed"
 

@@ -36,10 +36,12 @@ import sys
 import zlib
 from typing import Any
 
+from lamina.redaction import SECRET_NAME
+
 CHUNK = 250
 """Characters per argument; SageMaker accepts at most 256."""
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|private_key|access_key|api_key|credential)", re.I)
+_SECRET_KEY = SECRET_NAME
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
