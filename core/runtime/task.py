@@ -380,7 +380,7 @@ def _finish(
     params = d["_lamina_params"]
     to_save = {k: v for k, v in d.items() if not k.startswith("_") and k not in params}
     for name, value in d["_lamina_loaded"].items():
-        if name not in to_save and not _immutable(value):
+        if name not in to_save and not _immutable(value) and not _unchanged_mapping(value):
             to_save[name] = value  # may have been changed in place; dedup makes an unchanged one free
     for name, value in to_save.items():
         try:
@@ -401,6 +401,33 @@ def _immutable(value: Any) -> bool:
     if module == "numpy" and hasattr(value, "flags"):
         return not value.flags.writeable
     return False
+
+
+def _unchanged_mapping(value: Any) -> bool:
+    """A NumPy array mapped copy-on-write from the store whose bytes still equal the stored file.
+
+    Checked with one ``memcmp`` against a read-only mapping of the same file, which is several
+    times cheaper than hashing a large array again to find it unchanged.
+    """
+    import sys as _sys
+
+    np = _sys.modules.get("numpy")
+    if np is None or not isinstance(value, np.memmap) or value.filename is None:
+        return False
+    if not value.flags.c_contiguous or value.base is None:
+        return False
+    try:
+        stored = np.memmap(
+            value.filename, dtype=np.uint8, mode="r", offset=value.offset, shape=(value.nbytes,)
+        )
+    except (OSError, ValueError):
+        return False
+    import ctypes
+
+    memcmp = ctypes.CDLL(None).memcmp
+    memcmp.restype = ctypes.c_int
+    memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+    return memcmp(value.ctypes.data, stored.ctypes.data, value.nbytes) == 0
 
 
 def _user_traceback(exc: BaseException) -> str:

@@ -31,3 +31,13 @@ def test_a_400mb_array_and_a_million_row_table_pass_to_the_next_step(run_flow, l
     assert again.ok, again.message
     assert _store_size(lamina_project) - before < 1_000_000  # equal values are stored once
     assert Run(again.run_id).end_task.artifacts["array"].key == refs["array"].key
+
+
+def test_an_array_changed_in_place_is_stored_and_an_unchanged_one_passes_by_reference(run_flow) -> None:
+    outcome = run_flow(FLOWS / "inplace.py")
+    assert outcome.ok, outcome.message
+    run = Run(outcome.run_id)
+    assert run.data.first == 42.0
+    start, change = run["start"].task.artifacts, run["change"].task.artifacts
+    assert change["arr"].key != start["arr"].key
+    assert change["untouched"].key == start["untouched"].key
