@@ -20,17 +20,27 @@ Layer = Literal["data", "compute", "orchestration", "versioning"]
 LAYERS: tuple[Layer, ...] = ("data", "compute", "orchestration", "versioning")
 
 
+class _Model(BaseModel):
+    """Schemas build on first use: most commands touch few of these models."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-class AdapterSettings(BaseModel):
-    """Base class of every adapter's settings: unknown keys are errors, not silently ignored."""
+class AdapterSettings(_Model):
+    """Base class of every adapter's settings: unknown keys are errors, not silently ignored.
+
+    Schemas are built on first use (``defer_build``): listing plugins imports every adapter's
+    settings class, and most are never validated in a given command.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Resources(BaseModel):
+class Resources(_Model):
     """What one task asks for. ``None`` means "the adapter's default"."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,7 +54,7 @@ class Resources(BaseModel):
         return self.cpu is None and self.memory is None and self.gpu is None and self.disk is None
 
 
-class ForeachFrame(BaseModel):
+class ForeachFrame(_Model):
     """One level of foreach nesting a task sits in."""
 
     step: str
@@ -52,7 +62,7 @@ class ForeachFrame(BaseModel):
     count: int
 
 
-class TaskSpec(BaseModel):
+class TaskSpec(_Model):
     """Everything the task entry point needs to run one task, wherever it runs."""
 
     run_id: str
@@ -84,7 +94,7 @@ class TaskSpec(BaseModel):
 TaskState = Literal["pending", "running", "succeeded", "failed"]
 
 
-class TaskStatus(BaseModel):
+class TaskStatus(_Model):
     handle: str
     state: TaskState
     exit_code: int | None = None
@@ -94,7 +104,7 @@ class TaskStatus(BaseModel):
     it live); otherwise the scheduler shows the stored output when the task ends."""
 
 
-class ArtifactRef(BaseModel):
+class ArtifactRef(_Model):
     """Where one artifact's serialized bytes live and how to read them."""
 
     key: str
@@ -104,7 +114,7 @@ class ArtifactRef(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-class DataSnapshot(BaseModel):
+class DataSnapshot(_Model):
     """What a data read saw, precisely enough to repeat it.
 
     ``handle`` is adapter-specific: content hashes for DuckDB and files, a query id and time for
@@ -119,14 +129,14 @@ class DataSnapshot(BaseModel):
     at: _dt.datetime = Field(default_factory=utcnow)
 
 
-class Metric(BaseModel):
+class Metric(_Model):
     name: str
     value: float
     step: int | None = None
     at: _dt.datetime = Field(default_factory=utcnow)
 
 
-class TaskRecord(BaseModel):
+class TaskRecord(_Model):
     """The completion record a task writes, atomically, as its last act."""
 
     run_id: str
@@ -164,7 +174,7 @@ class TaskRecord(BaseModel):
         )
 
 
-class CheckResult(BaseModel):
+class CheckResult(_Model):
     """One layer's verdict from ``lamina stack check``."""
 
     layer: str
@@ -174,7 +184,7 @@ class CheckResult(BaseModel):
     fix: str = ""
 
 
-class DeployResult(BaseModel):
+class DeployResult(_Model):
     flow_name: str
     target: str = Field(description="what was created or updated, e.g. a state machine ARN")
     definition: dict[str, Any] | str = Field(default_factory=dict)
@@ -182,7 +192,7 @@ class DeployResult(BaseModel):
     dry_run: bool = False
 
 
-class RunOutcome(BaseModel):
+class RunOutcome(_Model):
     run_id: str
     ok: bool
     failed_step: str | None = None

@@ -9,6 +9,7 @@ outcome = run_flow("flows/train.py", {"alpha": 0.3}, stack="local")
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,8 +86,39 @@ def run_flow(
     return outcome
 
 
-def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Any:
-    """The run to resume: the given one, else the latest of this flow by this user."""
+@dataclass
+class Origin:
+    id: str
+    params: dict[str, Any]
+
+
+def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
+    """The run to resume: the given one, else the latest of this flow by this user.
+
+    Read from the run's manifest in the blob store (no database on the critical path); runs
+    recorded before manifests existed are looked up in the metadata store.
+    """
+    import json
+
+    from ..versioning import layout
+    from .scheduler import current_user
+
+    blobs = stack.versioning
+    if not run_id:
+        try:
+            run_id = json.loads(blobs.get(layout.latest_run_key(flow_name, current_user())))["run_id"]
+        except KeyError:
+            run_id = None
+    if run_id:
+        try:
+            manifest = json.loads(blobs.get(layout.run_manifest_key(flow_name, run_id)))
+            return Origin(run_id, dict(manifest.get("params", {})))
+        except KeyError:
+            pass
+    return _origin_from_metadata(stack, flow_name, run_id)
+
+
+def _origin_from_metadata(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
     from ..errors import NotFound
     from ..versioning.metadata import MetadataStore
     from .scheduler import current_user
@@ -97,14 +129,14 @@ def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Any:
             run = store.get_run(run_id)
         except NotFound:
             raise LaminaError(
-                f"resume: no run {run_id!r} on stack {stack.name}; `lamina runs {flow_name}` lists them."
+                f"resume: no run {run_id!r} of {flow_name} on stack {stack.name}; `lamina runs {flow_name}` lists them."
             ) from None
         if run.flow != flow_name:
             raise LaminaError(f"resume: run {run_id} is a run of {run.flow}, not {flow_name}.")
-        return run
+        return Origin(run.id, dict(run.params))
     runs = store.runs(flow_name, user=current_user(), limit=1)
     if not runs:
         raise LaminaError(
             f"resume: {flow_name} has no earlier run on stack {stack.name}; start one with `run`."
         )
-    return runs[0]
+    return Origin(runs[0].id, dict(runs[0].params))

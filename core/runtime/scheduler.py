@@ -8,6 +8,7 @@ Task ids are deterministic: ``0`` outside any foreach, else the foreach indices 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import platform
 import sys
@@ -97,6 +98,7 @@ class RunDriver:
         the metadata store is opened by the writer thread, off the critical path.
         """
         from ..discovery import get_registry
+        from ..versioning import layout
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
         from ..versioning.layout import new_run_id
@@ -134,6 +136,11 @@ class RunDriver:
                 "origin_run_id": self.origin_run_id,
             }
             write_manifest(self.stack, self.flow_name, self.run_id, manifest)
+            self.stack.versioning.put(
+                layout.latest_run_key(self.flow_name, self.user),
+                data=json.dumps({"run_id": self.run_id}).encode(),
+                overwrite=True,
+            )
             self.writer.call("create_run", **manifest)
         except BaseException:
             self.stack.compute.shutdown()

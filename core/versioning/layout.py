@@ -103,6 +103,14 @@ def run_manifest_key(flow: str, run_id: str) -> str:
     return run_prefix(flow, run_id) + MANIFEST_NAME
 
 
+def latest_run_key(flow: str, user: str) -> str:
+    """Key of a pointer to a user's latest run of a flow (JSON ``{"run_id": ...}``), so that
+    ``resume`` finds it without listing every run or opening the metadata database."""
+    return (
+        f"pointers/{check_segment(flow, 'flow name')}/{check_segment(user or 'unknown', 'user')}/latest.json"
+    )
+
+
 def task_prefix(flow: str, run_id: str, step: str, task_id: str) -> str:
     """Prefix (ending in ``/``) of all attempts of one task."""
     return (

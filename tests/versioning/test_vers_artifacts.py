@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import RemoteBlobs, make_blobs
 from lamina.errors import ArtifactNotFound, NotFound, StoreError
 from lamina.models import ArtifactRef, Metric, TaskRecord
 from lamina.versioning import layout
 from lamina.versioning.artifacts import ArtifactNamespace, ArtifactStore
+from vers_helpers import RemoteBlobs, make_blobs
 
 MB = 1 << 20
 

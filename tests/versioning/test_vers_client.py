@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import make_blobs
 from lamina import client
 from lamina.client import Flow, Run, Task, compare_runs, namespace
 from lamina.errors import ArtifactNotFound, NotFound
@@ -16,6 +15,7 @@ from lamina.models import DataSnapshot, ForeachFrame, Metric, TaskRecord
 from lamina.versioning.artifacts import ArtifactStore
 from lamina.versioning.codepkg import store_code
 from lamina.versioning.metadata import MetadataStore, new_run_id
+from vers_helpers import make_blobs
 
 
 @pytest.fixture

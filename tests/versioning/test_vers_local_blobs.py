@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import make_blobs
 from lamina.plugins.local_versioning import ADAPTER, LocalVersioningSettings
 from lamina.versioning.layout import OWNED_TEMP_SUFFIX
 from pydantic import ValidationError
+from vers_helpers import make_blobs
 
 
 def test_adapter_is_described_for_central_registration():

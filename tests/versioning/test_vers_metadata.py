@@ -8,12 +8,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import run_python
 from lamina.errors import NotFound, StoreError
 from lamina.models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord
 from lamina.versioning import schema
 from lamina.versioning.metadata import MetadataStore, new_run_id
 from sqlalchemy import text
+from vers_helpers import run_python
 
 
 @pytest.fixture

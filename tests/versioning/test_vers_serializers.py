@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from conftest import RemoteBlobs, make_blobs, run_python
 from lamina.errors import StoreError
 from lamina.versioning import serializers as ser
 from lamina.versioning.artifacts import ArtifactStore
+from vers_helpers import RemoteBlobs, make_blobs, run_python
 
 MB = 1 << 20
 
