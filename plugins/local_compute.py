@@ -53,7 +53,7 @@ class LocalCompute:
         self.settings = settings
         self.context = context
         self._machine: dict[str, Any] | None = None
-        self._worker: subprocess.Popen[bytes] | None = None
+        self._worker: subprocess.Popen[bytes] | _ForkedWorker | None = None
         self._to_worker: int | None = None
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._done: dict[str, TaskStatus] = {}
@@ -114,8 +114,38 @@ class LocalCompute:
             return
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
+        if self._can_fork_driver(flow_file):
+            self._worker = _ForkedWorker.start(
+                flow_file, to_worker_r, from_worker_w, to_worker_w, from_worker_r, self
+            )
+        else:
+            self._worker = self._spawn_worker(flow_file, to_worker_r, from_worker_w)
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        self._to_worker = to_worker_w
+        threading.Thread(
+            target=self._read_events, args=(from_worker_r,), name="lamina-worker-events", daemon=True
+        ).start()
+
+    def _can_fork_driver(self, flow_file: str) -> bool:
+        """Whether this process can itself become the warm worker, by fork, saving an interpreter
+        start: the flow must be this process's ``__main__`` (``python flow.py run``), so pickled
+        classes resolve as in a task, and no other thread may run yet (fork copies only this one).
+        """
+        if os.environ.get("LAMINA_WORKER_SPAWN"):
+            return False
+        main = sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+        return (
+            main_file is not None
+            and os.path.abspath(main_file) == os.path.abspath(flow_file)
+            and threading.active_count() == 1
+            and "sqlalchemy" not in sys.modules  # nothing that keeps connections or pools
+        )
+
+    def _spawn_worker(self, flow_file: str, to_worker_r: int, from_worker_w: int) -> subprocess.Popen[bytes]:
         env = dict(os.environ, LAMINA_PROJECT_DIR=str(self.context.project_dir))
-        self._worker = subprocess.Popen(
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -134,12 +164,6 @@ class LocalCompute:
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        os.close(to_worker_r)
-        os.close(from_worker_w)
-        self._to_worker = to_worker_w
-        threading.Thread(
-            target=self._read_events, args=(from_worker_r,), name="lamina-worker-events", daemon=True
-        ).start()
 
     def _read_events(self, fd: int) -> None:
         with os.fdopen(fd, "rb") as stream:
@@ -260,6 +284,60 @@ class LocalCompute:
     @hookimpl
     def compute_transient_errors(self) -> tuple[type[BaseException], ...]:
         return ()
+
+
+class _ForkedWorker:
+    """The warm worker as a fork of this (driver) process; quacks like ``subprocess.Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    @classmethod
+    def start(
+        cls, flow_file: str, fd_in: int, fd_out: int, parent_w: int, parent_r: int, adapter: LocalCompute
+    ) -> _ForkedWorker:
+        from lamina.runtime.worker import serve
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the driver's code
+            code = 1
+            try:
+                os.close(parent_w)
+                os.close(parent_r)
+                os.environ["LAMINA_PROJECT_DIR"] = str(adapter.context.project_dir)
+                code = serve(flow_file, None, fd_in, fd_out, adapter._max_workers)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        return cls(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"lamina worker {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
 
 
 def _status(handle: str, code: int) -> TaskStatus:
