@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Lamina against its anchor, Metaflow: the same scenarios, interleaved, several times each.
 
-    python benchmarks/run.py --setup-anchor          # once: Metaflow in benchmarks/.anchor-venv
+    python benchmarks/run.py --setup-anchor --setup-only   # once: Metaflow in benchmarks/.anchor-venv
     python benchmarks/run.py [--repeat N] [--heavy-repeat M] [--scenarios NAME ...]
-                             [--anchor-skip NAME ...] [--json FILE]
+                             [--anchor-skip NAME ...] [--lamina-src installed|head] [--json FILE]
+    python benchmarks/run.py --report-from FILE.json        # the tables of a saved run
+
+See benchmarks/README.md.
 
 Run it with Lamina's interpreter (the repo's ``.venv``). Every scenario runs Lamina then Metaflow,
 then Lamina again, and so on; each command is a fresh process tree started from here, with a private
@@ -225,14 +228,19 @@ def measure(
         stop, pss = threading.Event(), []
         start = time.perf_counter()
         proc = subprocess.Popen(
-            full, cwd=fw.project, env={**fw.env, **(extra_env or {})}, stdout=logf, stderr=logf
+            full,
+            cwd=fw.project,
+            env={**fw.env, **(extra_env or {})},
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,  # its own process group, so a time-out ends the whole tree
         )
         sampler = threading.Thread(target=_tree_pss_sampler, args=(proc.pid, stop, pss), daemon=True)
         sampler.start()
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, 9)
             proc.wait()
             code = -9
         wall = time.perf_counter() - start
