@@ -406,8 +406,9 @@ def _immutable(value: Any) -> bool:
 def _unchanged_mapping(value: Any) -> bool:
     """A NumPy array mapped copy-on-write from the store whose bytes still equal the stored file.
 
-    Checked with one ``memcmp`` against a read-only mapping of the same file, which is several
-    times cheaper than hashing a large array again to find it unchanged.
+    Checked with ``memcmp`` against read-only windows of the same file, which is several times
+    cheaper than hashing a large array again to find it unchanged. Windows, not one mapping of
+    the whole file: the same page-cache pages count once per mapping in a process's resident size.
     """
     import sys as _sys
 
@@ -416,18 +417,31 @@ def _unchanged_mapping(value: Any) -> bool:
         return False
     if not value.flags.c_contiguous or value.base is None:
         return False
-    try:
-        stored = np.memmap(
-            value.filename, dtype=np.uint8, mode="r", offset=value.offset, shape=(value.nbytes,)
-        )
-    except (OSError, ValueError):
-        return False
     import ctypes
+    import mmap
 
     memcmp = ctypes.CDLL(None).memcmp
     memcmp.restype = ctypes.c_int
     memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-    return memcmp(value.ctypes.data, stored.ctypes.data, value.nbytes) == 0
+    window = 16 << 20
+    try:
+        with open(value.filename, "rb") as fh:
+            done = 0
+            while done < value.nbytes:
+                length = min(window, value.nbytes - done)
+                position = value.offset + done
+                start = position - position % mmap.ALLOCATIONGRANULARITY
+                skew = position - start
+                with mmap.mmap(fh.fileno(), skew + length, access=mmap.ACCESS_READ, offset=start) as view:
+                    stored = np.frombuffer(view, dtype=np.uint8, count=length, offset=skew)
+                    same = memcmp(value.ctypes.data + done, stored.ctypes.data, length) == 0
+                    del stored
+                if not same:
+                    return False
+                done += length
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _user_traceback(exc: BaseException) -> str:
