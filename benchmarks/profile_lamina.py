@@ -7,8 +7,9 @@ Prints markdown: ``-X importtime`` summaries of ``import lamina``, ``lamina --he
 list`` and ``python flow.py show``; cProfile of the run driver (the ``python flow.py run`` process) for
 the linear, foreach, array and resume scenarios; and the tasks' own profiles, summed over every task
 of a foreach (``LAMINA_PROFILE_TASKS``, which the warm worker honours). Works in
-``benchmarks/.work/profile`` (wiped first); it does not touch ``benchmarks/.work`` otherwise, so it
-can run beside ``run.py`` (at the cost of disturbing its timings).
+``benchmarks/.work/profile`` (wiped first) and holds ``benchmarks/.work``'s lock meanwhile: it refuses
+to start while a ``run.py`` holds it, and no ``run.py`` can wipe its folder while it runs; with ``--lamina-src head`` it reuses the
+snapshot that the last ``run.py --lamina-src head`` left there, else makes one.
 """
 
 from __future__ import annotations
@@ -220,6 +221,7 @@ def main() -> int:
     lamina_python = str(bench.REPO / ".venv" / "bin" / "python")
     if not Path(lamina_python).exists():
         lamina_python = sys.executable
+    _lock = bench.lock_work(bench.WORK)  # noqa: F841 - so that run.py does not wipe it meanwhile
     root = bench.WORK / "profile"
     if root.exists():
         shutil.rmtree(root)

@@ -142,9 +142,44 @@ def snapshot_head() -> tuple[Path, str]:
     return dest, sha
 
 
+def lock_work(work: Path) -> object:
+    """Hold an exclusive lock on ``work`` for this process's lifetime, or exit with who holds it.
+
+    Two benchmark runs in one folder would wipe each other's stores, and two at once on a 2-core
+    machine would spoil each other's numbers anyway (give the second one its own ``--work-dir``).
+    """
+    import fcntl
+
+    work.mkdir(parents=True, exist_ok=True)
+    handle = open(work / ".lock", "a+")  # noqa: SIM115 - held open until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        sys.exit(
+            f"{work} is in use by another benchmark run (pid {handle.read().strip() or '?'}); "
+            "wait for it, or pass another --work-dir"
+        )
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def wipe_work() -> None:
+    """Empty WORK, keeping the lock file."""
+    for child in WORK.iterdir():
+        if child.name == ".lock":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def make_frameworks(lamina_python: str, lamina_src: str = "installed") -> dict[str, Framework]:
-    if WORK.exists():
-        shutil.rmtree(WORK)
+    wipe_work()
     snapshot = snapshot_head() if lamina_src == "head" else None
     frameworks = {}
     for name, python in (("lamina", lamina_python), ("metaflow", str(ANCHOR_VENV / "bin" / "python"))):
@@ -677,6 +712,7 @@ def machine_facts(frameworks: dict[str, Framework]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global WORK
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -710,6 +746,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Lamina as installed in its venv (default; the working tree for an editable install), or a "
         "snapshot of the committed HEAD, unaffected by edits made while the benchmark runs",
     )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=WORK,
+        help="where flows, stores and logs go (benchmarks/.work); wiped first",
+    )
     parser.add_argument("--json", help="also write the raw samples to this file")
     parser.add_argument(
         "--report-from", metavar="JSON", help="print the tables of a saved --json file; run nothing"
@@ -739,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
                 wanted.append(s)
     scenarios = [s for s in SCENARIOS if s.name in wanted]
 
+    WORK = args.work_dir.resolve()
+    _lock = lock_work(WORK)  # noqa: F841 - held until exit
     frameworks = make_frameworks(lamina_python, args.lamina_src)
     facts_before = machine_facts(frameworks)
     print(facts_before, file=sys.stderr, flush=True)
