@@ -14,6 +14,15 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
+def refuse_secret_names(environment: dict[str, str], where: str, fix: str) -> dict[str, str]:
+    """For a settings validator: ``environment`` unchanged, or ``ValueError`` naming the first key
+    that looks like a secret, why it may not be there (``where``) and what to do (``fix``)."""
+    for key in environment:
+        if is_secret_name(key):
+            raise ValueError(f"environment.{key} looks like a secret; {where}. {fix}")
+    return environment
+
+
 _cached: tuple[int, list[bytes]] | None = None
 
 

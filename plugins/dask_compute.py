@@ -58,7 +58,7 @@ from typing import Any, Literal
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
-from lamina.redaction import SECRET_NAME
+from lamina.redaction import SECRET_NAME, refuse_secret_names
 from lamina.runtime.task import EXIT_INFRA
 from pydantic import Field, field_validator
 
@@ -143,13 +143,9 @@ class DaskComputeSettings(AdapterSettings):
     @field_validator("environment")
     @classmethod
     def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if _SECRET_KEY.search(key):
-                raise ValueError(
-                    f"environment.{key} looks like a secret, and a profile holds no secrets: set it in the "
-                    "workers' own environment instead"
-                )
-        return value
+        return refuse_secret_names(
+            value, "a profile holds no secrets", "Set it in the workers' own environment instead."
+        )
 
 
 # -- resources ---------------------------------------------------------------------------------

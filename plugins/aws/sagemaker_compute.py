@@ -31,7 +31,7 @@ from typing import Any
 from lamina.errors import LaminaError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
-from lamina.redaction import SECRET_NAME
+from lamina.redaction import SECRET_NAME, refuse_secret_names
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -108,13 +108,11 @@ class SageMakerSettings(AdapterSettings):
     @field_validator("environment")
     @classmethod
     def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if _SECRET_KEY.search(key):
-                raise ValueError(
-                    f"environment.{key} looks like a secret; a job's environment is readable by anyone who "
-                    "may describe it. Put secrets in AWS Secrets Manager and name the secret in `secrets_arn`."
-                )
-        return value
+        return refuse_secret_names(
+            value,
+            "a job's environment is readable by anyone who may describe it",
+            "Put secrets in AWS Secrets Manager and name the secret in `secrets_arn`.",
+        )
 
 
 def job_slug(prefix: str, flow: str, step: str) -> str:
