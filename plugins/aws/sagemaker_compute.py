@@ -31,7 +31,7 @@ from typing import Any
 from lamina.errors import LaminaError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
-from lamina.redaction import SECRET_NAME, refuse_secret_names
+from lamina.redaction import refuse_secret_names
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -44,7 +44,6 @@ ENTRY_MODULE = "lamina.plugins.aws"
 """``python -m lamina.plugins.aws`` runs :func:`lamina.plugins.aws.container.main`."""
 _TERMINAL = {"Completed": "succeeded", "Failed": "failed", "Stopped": "failed"}
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_SECRET_KEY = SECRET_NAME
 
 
 class SageMakerSettings(AdapterSettings):
