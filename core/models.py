@@ -21,9 +21,8 @@ LAYERS: tuple[Layer, ...] = ("data", "compute", "orchestration", "versioning")
 
 
 class _Model(BaseModel):
-    """Schemas build on first use: most commands touch few of these models."""
-
-    model_config = ConfigDict(defer_build=True)
+    """Base of the boundary models. Their schemas build at import, in the warm worker, so that
+    forked tasks inherit them (deferring the build made every task rebuild them)."""
 
 
 def utcnow() -> _dt.datetime:
