@@ -55,11 +55,11 @@ import traceback
 import uuid
 from typing import Any, Literal
 
+from lamina.adapter import EXIT_INFRA, machine, remote_snapshot
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
-from lamina.redaction import SECRET_NAME, refuse_secret_names
-from lamina.runtime.task import EXIT_INFRA
+from lamina.redaction import refuse_secret_names
 from pydantic import Field, field_validator
 
 ADAPTER_NAME = "dask"
@@ -69,7 +69,6 @@ LOG_TAIL = 16_000
 """Characters of a task process's own output kept for :meth:`DaskCompute.compute_logs`."""
 WORKER_ENV = "LAMINA_DASK_WORKER"
 """Set in every task's environment: the address of the Dask worker running it."""
-_SECRET_KEY = SECRET_NAME
 logger = logging.getLogger(__name__)
 _RESOURCE_OF = {"cpu": "CPU", "memory": "MEMORY", "gpu": "GPU", "disk": "DISK"}
 
@@ -208,8 +207,6 @@ def largest_offer(
 
 def default_worker_resources(n_workers: int) -> dict[str, float]:
     """What each LocalCluster worker offers without ``worker_resources``: an even share of the machine."""
-    from lamina.plugins.local_compute import machine
-
     have = machine()
     offer = {"CPU": round(have["cpu"] / n_workers, 3)}
     if have["memory"]:
@@ -666,7 +663,7 @@ class DaskCompute:
     def compute_submit(self, task: TaskSpec) -> str:
         """Submit the task as one Dask task; the handle is its key."""
         client = self._connect()
-        remote = task.model_copy(update={"stack": resolve_snapshot(task.stack)})
+        remote = task.model_copy(update={"stack": remote_snapshot(task.stack)})
         handle = f"lamina-{task.flow_name}-{task.run_id}-{task.step}-{task.task_id}-{task.attempt}-{uuid.uuid4().hex[:8]}"
         future = client.submit(
             run_lamina_task,
@@ -866,27 +863,6 @@ class DaskCompute:
 
 def _cli_resources(wanted: dict[str, float]) -> str:
     return " ".join(f"{name}={amount:.12g}" for name, amount in wanted.items())
-
-
-def resolve_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """The stack snapshot with its non-secret ``${VAR}`` references resolved in the driver.
-
-    A worker on another machine does not have the driver's environment; keys that name secrets
-    keep their references and are resolved from the worker's own environment.
-    """
-    from lamina.stack.profile import resolve_env_refs
-
-    source = str(snapshot.get("source", "profile"))
-    layers = {
-        layer: {
-            key: value
-            if key == "adapter" or _SECRET_KEY.search(key)
-            else resolve_env_refs(value, source, layer, key)
-            for key, value in table.items()
-        }
-        for layer, table in snapshot.get("layers", {}).items()
-    }
-    return {**snapshot, "layers": layers}
 
 
 ADAPTER = AdapterInfo(

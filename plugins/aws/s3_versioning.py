@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from lamina.adapter import ping_database, replacing, round_trip
 from lamina.errors import LaminaError, StoreError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult
-from lamina.versioning.store_tools import ping_database, replacing, round_trip
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -83,7 +83,7 @@ class S3VersioningSettings(AdapterSettings):
     @classmethod
     def _no_password(cls, url: str) -> str:
         # checked without SQLAlchemy: `lamina stack list` validates every profile and must stay fast
-        from lamina.versioning.urls import has_password
+        from lamina.redaction import url_has_password as has_password
 
         if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
             raise ValueError(f"not a SQLAlchemy URL (dialect://...): {url!r}")
