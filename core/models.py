@@ -41,12 +41,10 @@ class AdapterSettings(_Model):
         resolves to one), so adapters need no validator of their own for it."""
         if not isinstance(data, dict):
             return data
-        fields = cls.model_fields
-        return {
-            k: v
-            for k, v in data.items()
-            if not (isinstance(v, str) and not v.strip() and k in fields and fields[k].default is None)
+        unset_able = {
+            key for name, f in cls.model_fields.items() if f.default is None for key in (name, f.alias) if key
         }
+        return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip() and k in unset_able)}
 
 
 class Resources(_Model):

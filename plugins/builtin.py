@@ -24,7 +24,7 @@ ADAPTER_MODULES: tuple[str, ...] = (
     "lamina.plugins.local_versioning",
 )
 OPTIONAL_ADAPTER_MODULES: tuple[str, ...] = (
-    "lamina.plugins.dask_compute",
+    "lamina.plugins.dask",
     "lamina.plugins.sqlalchemy_data",
     "lamina.plugins.aws",
 )

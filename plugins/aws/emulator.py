@@ -37,8 +37,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +46,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lamina.adapter import free_port, stop_group
+from lamina.adapter import Job, free_port, start_group, stop_group, wait_for_port
+from lamina.adapter import JobRunner as BaseJobRunner
 from lamina.errors import LaminaError
 
 REGION = "us-east-1"
@@ -80,17 +79,6 @@ def emulator_client(endpoint: str, service: str) -> Any:
         aws_access_key_id=EMULATOR_KEY,
         aws_secret_access_key=EMULATOR_KEY,
     )
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGTERM if the thread that started it dies without stopping it
-    (the emulator's process crashing, or killed)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 # -- moto's SageMaker, made to behave like the service for the job runner -------------------
@@ -167,125 +155,52 @@ def _moto_job(name: str) -> Any:
 # -- the job runner ------------------------------------------------------------------------
 
 
-class JobRunner:
-    """Runs the training jobs submitted to moto, as SageMaker runs their containers."""
+class JobRunner(BaseJobRunner):
+    """Runs the training jobs submitted to moto, as SageMaker runs their containers: the job's
+    ``ContainerEntrypoint`` + ``ContainerArguments``, with its ``Environment`` and AWS pointed at
+    moto. The job's status follows the process, its output goes to the emulated CloudWatch Logs."""
 
     def __init__(self, endpoint: str, workdir: Path, job_env: dict[str, str], max_parallel: int = 8) -> None:
+        super().__init__(workdir, job_env, self._discover, self._finished, max_parallel=max_parallel)
         self.endpoint = endpoint
-        self.workdir = workdir
-        self.job_env = job_env
-        self.slots = threading.Semaphore(max_parallel)
         self.seen: set[str] = set()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.stopping: set[str] = set()
-        self.ran: list[str] = []
-        """Names of the jobs run, in order of start (tests read it)."""
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._poller = threading.Thread(target=self._poll_loop, name="lamina-job-runner", daemon=True)
 
     def start(self) -> None:
         self._sagemaker = emulator_client(self.endpoint, "sagemaker")
         self._logs = emulator_client(self.endpoint, "logs")
-        self._poller.start()
+        super().start()
 
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                paginator = self._sagemaker.get_paginator("list_training_jobs")
-                for page in paginator.paginate(MaxResults=100):
-                    for summary in page.get("TrainingJobSummaries", []):
-                        name = summary["TrainingJobName"]
-                        if name not in self.seen and summary["TrainingJobStatus"] == "InProgress":
-                            self.seen.add(name)
-                            thread = threading.Thread(target=self._run_job, args=(name,), daemon=True)
-                            self._threads.append(thread)
-                            thread.start()
-            except Exception as exc:  # the runner must survive a moto reset or a hiccup
-                if not self._stop.is_set():
-                    self.errors.append(f"polling: {type(exc).__name__}: {exc}")
-            self._stop.wait(0.05)
-
-    def _command(self, spec: dict[str, Any]) -> list[str]:
-        algo = spec.get("AlgorithmSpecification", {})
-        command = list(algo.get("ContainerEntrypoint") or []) + list(algo.get("ContainerArguments") or [])
-        if not command:
-            raise LaminaError(
-                "the job has no ContainerEntrypoint: the emulator cannot run an image's own entry point"
-            )
-        if Path(command[0]).name in ("python", "python3"):
-            command[0] = sys.executable  # the image's interpreter is this one
-        return command
-
-    def _run_job(self, name: str) -> None:
-        with self.slots:
-            if self._stop.is_set():
-                return
-            job_dir = self.workdir / "jobs" / name
-            (job_dir / "tmp").mkdir(parents=True, exist_ok=True)
-            try:
+    def _discover(self) -> list[Job]:
+        found = []
+        for page in self._sagemaker.get_paginator("list_training_jobs").paginate(MaxResults=100):
+            for summary in page.get("TrainingJobSummaries", []):
+                name = summary["TrainingJobName"]
+                if name in self.seen or summary["TrainingJobStatus"] != "InProgress":
+                    continue
+                self.seen.add(name)
                 spec = self._sagemaker.describe_training_job(TrainingJobName=name)
-                command = self._command(spec)
-            except Exception as exc:
-                self._finish(name, 2, f"the emulator could not start the job: {exc}", b"")
-                return
-            environment = dict(self.job_env)
-            environment.update(getattr(_moto_job(name), "environment", None) or {})
-            environment.update(
-                {
-                    "TRAINING_JOB_NAME": name,
-                    "SM_CURRENT_HOST": "algo-1",
-                    "LAMINA_CODE_DIR": str(self.workdir / "code"),
-                    "TMPDIR": str(job_dir / "tmp"),
-                    "HOME": str(job_dir),
-                }
-            )
-            (job_dir / "hyperparameters.json").write_text(json.dumps(spec.get("HyperParameters", {})))
-            with self._lock:
-                if name in self.stopping:
-                    self._finish(name, -signal.SIGTERM, "", b"")
-                    return
-                proc = subprocess.Popen(
-                    command,
-                    cwd=job_dir,
-                    env=environment,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
-                self.procs[name] = proc
-                self.ran.append(name)
-            assert proc.stdout is not None
-            output = proc.stdout.read()
-            code = proc.wait()
-            with self._lock:
-                self.procs.pop(name, None)
-            (job_dir / "output.log").write_bytes(output)
-            self._finish(name, code, "", output)
+                algo = spec.get("AlgorithmSpecification", {})
+                env = dict(getattr(_moto_job(name), "environment", None) or {})
+                env.update({"TRAINING_JOB_NAME": name, "SM_CURRENT_HOST": "algo-1"})
+                command = list(algo.get("ContainerEntrypoint") or []) + list(algo.get("ContainerArguments") or [])
+                found.append(Job(name=name, command=command, env=env))
+        return found
 
-    def _finish(self, name: str, code: int, reason: str, output: bytes) -> None:
-        job = _moto_job(name)
-        stopped = name in self.stopping
-        if job is not None:
-            job.training_end_time = dt.datetime.now(dt.UTC)
-            if stopped:
-                job.training_job_status = job.secondary_status = "Stopped"
-            elif code == 0:
-                job.training_job_status = job.secondary_status = "Completed"
+    def _finished(self, job: Job) -> None:
+        moto_job = _moto_job(job.name)
+        if moto_job is not None:
+            moto_job.training_end_time = dt.datetime.now(dt.UTC)
+            if job.stopped:
+                moto_job.training_job_status = moto_job.secondary_status = "Stopped"
+            elif job.exit_code == 0:
+                moto_job.training_job_status = moto_job.secondary_status = "Completed"
             else:
-                tail = output.decode(errors="replace").strip().splitlines()[-3:]
-                job.training_job_status = job.secondary_status = "Failed"
-                job.failure_reason = (
-                    reason
-                    or (f"AlgorithmError: the container exited with status {code}: " + " | ".join(tail))[
-                        :1024
-                    ]
-                )
-        self._write_logs(name, output)
+                tail = job.output.decode(errors="replace").strip().splitlines()[-3:]
+                moto_job.training_job_status = moto_job.secondary_status = "Failed"
+                moto_job.failure_reason = (
+                    f"AlgorithmError: the container exited with status {job.exit_code}: " + " | ".join(tail)
+                )[:1024]
+        self._write_logs(job.name, job.output)
 
     def _write_logs(self, name: str, output: bytes) -> None:
         lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
@@ -308,24 +223,6 @@ class JobRunner:
                 )
         except Exception as exc:
             self.errors.append(f"logs of {name}: {type(exc).__name__}: {exc}")
-
-    def stop_job(self, name: str) -> None:
-        """``StopTrainingJob``: SIGTERM the job's processes (SIGKILL after a grace period)."""
-        with self._lock:
-            self.stopping.add(name)
-            proc = self.procs.get(name)
-        if proc is not None:
-            threading.Thread(target=stop_group, args=(proc, 10.0), daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._poller.join(timeout=10)
-        with self._lock:
-            procs = list(self.procs.values())
-        for proc in procs:
-            stop_group(proc, grace=3.0)
-        for thread in self._threads:
-            thread.join(timeout=10)
 
 
 # -- the emulator --------------------------------------------------------------------------
@@ -414,28 +311,19 @@ class AwsEmulator:
         tmp.mkdir()
         self.snowflake_port = free_port()
         logfile = open(self.workdir / "fakesnow.log", "wb")  # noqa: SIM115 - owned by the process
-        self._fakesnow = subprocess.Popen(
+        self._fakesnow = start_group(
             [sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(self.snowflake_port)],
             env={**os.environ, "TMPDIR": str(tmp)},
-            stdin=subprocess.DEVNULL,
             stdout=logfile,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         logfile.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._fakesnow.poll() is not None:
-                raise LaminaError(
-                    f"fakesnow exited with status {self._fakesnow.returncode} before listening:\n"
-                    + (self.workdir / "fakesnow.log").read_text(errors="replace")[-2000:]
-                )
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.snowflake_port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise LaminaError(f"fakesnow did not listen on 127.0.0.1:{self.snowflake_port} within 60 s")
+        try:
+            wait_for_port(self.snowflake_port, timeout=60, proc=self._fakesnow, what="fakesnow")
+        except LaminaError as exc:
+            raise LaminaError(
+                f"{exc}:\n" + (self.workdir / "fakesnow.log").read_text(errors="replace")[-2000:]
+            ) from None
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer

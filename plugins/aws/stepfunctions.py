@@ -49,10 +49,6 @@ class StepFunctionsSettings(AdapterSettings):
     events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
     max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
 
-    @field_validator("region", "endpoint_url", "events_role", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("role")
     @classmethod
