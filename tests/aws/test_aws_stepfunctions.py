@@ -209,11 +209,9 @@ def test_step_functions_needs_sagemaker_compute(project: Path) -> None:
 
 
 class TestStepFunctionsConformance(OrchestrationSuite):
-    """The orchestration contract on the emulated stack. moto cannot execute the ``.sync``
-    SageMaker integration this definition uses (the describe-wait-choice loop form that it can
-    execute is the production issue's), so deployed runs are not followed to their end here."""
-
-    executes = False
+    """The orchestration contract on the emulated stack, where state machines are compiled in
+    the describe-wait-choice loop form (``wait = "poll"``) that moto executes, each job run by the
+    emulator's job runner."""
 
     @pytest.fixture
     def orchestration_stack(self, aws_env: dict[str, str]) -> str:
