@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     # "OrchestrationSuite": "lamina.testing.orchestration_suite",  (what a deployer promises)
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ComputeSuite", "DataAdapterSuite", "DataSuite", "StackSuite", "VersioningSuite"]
 
 if TYPE_CHECKING:
     from .compute_suite import ComputeSuite

@@ -167,12 +167,16 @@ class VersioningSuite:
         finally:
             thread.join()
         assert not errors, errors
-        assert None not in seen, f"a read returned bytes of no written version ({seen.count(None)} of {len(seen)})"
+        assert None not in seen, (
+            f"a read returned bytes of no written version ({seen.count(None)} of {len(seen)})"
+        )
         assert versioning_adapter.versioning_get(key("blob")) == versions[-1]
 
     # -- missing keys -----------------------------------------------------------------------
 
-    def test_missing_keys_raise_key_error(self, versioning_adapter: Any, key: KeyMaker, tmp_path: Path) -> None:
+    def test_missing_keys_raise_key_error(
+        self, versioning_adapter: Any, key: KeyMaker, tmp_path: Path
+    ) -> None:
         with pytest.raises(KeyError):
             versioning_adapter.versioning_get(key("missing"))
         target = tmp_path / "fetched.bin"
@@ -208,7 +212,10 @@ class VersioningSuite:
         assert versioning_adapter.versioning_list(key("runs/F/r1")) == [
             key("runs/F/r1/a"), key("runs/F/r1/sub/d"), key("runs/F/r12/b"),
         ]  # fmt: skip
-        assert versioning_adapter.versioning_list(key("runs/F/r1/")) == [key("runs/F/r1/a"), key("runs/F/r1/sub/d")]
+        assert versioning_adapter.versioning_list(key("runs/F/r1/")) == [
+            key("runs/F/r1/a"),
+            key("runs/F/r1/sub/d"),
+        ]
         assert versioning_adapter.versioning_list(key("to")) == [key("top")]
         assert versioning_adapter.versioning_list(key("nothing/")) == []
 
@@ -248,7 +255,9 @@ class VersioningSuite:
         if local is not None:
             assert hashlib.sha256(Path(local).read_bytes()).hexdigest() == expected
 
-    def test_fetch_replaces_an_existing_file(self, versioning_adapter: Any, key: KeyMaker, tmp_path: Path) -> None:
+    def test_fetch_replaces_an_existing_file(
+        self, versioning_adapter: Any, key: KeyMaker, tmp_path: Path
+    ) -> None:
         versioning_adapter.versioning_put(key("k"), b"payload", None, False)
         target = tmp_path / "copy"
         target.write_bytes(b"an older, longer file that must be replaced whole")

@@ -7,7 +7,6 @@ prefix, multipart ETags, batch deletes, the bucket check and the metadata URL.""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,6 @@ def test_put_get_roundtrip_under_the_prefix(s3: S3Versioning, aws_emulator: AwsE
         .read()
     )
     assert body == b'{"ok": true}'
-
-
-
 
 
 def test_large_blobs_go_multipart_and_come_back_whole(

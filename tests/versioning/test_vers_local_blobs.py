@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -51,7 +50,6 @@ def test_bytes_round_trip_under_the_project_root(blobs, project):
         blobs.fetch("a/b/missing", str(project / "out"))
 
 
-
 def test_files_are_copied_and_owned_temporaries_are_linked_not_copied(blobs, tmp_path):
     user_file = tmp_path / "data.bin"
     user_file.write_bytes(b"x" * 1000)
@@ -66,7 +64,6 @@ def test_files_are_copied_and_owned_temporaries_are_linked_not_copied(blobs, tmp
     assert os.path.samefile(blobs.local_path("linked"), owned), "an owned temporary is linked into place"
 
 
-
 def test_list_is_sorted_prefix_matching_and_hides_temporaries(blobs, project):
     for key in ["runs/F/r1/a", "runs/F/r12/b", "runs/F/r2/c", "runs/G/r1/d", "top"]:
         blobs.put(key, data=b"")
@@ -76,7 +73,6 @@ def test_list_is_sorted_prefix_matching_and_hides_temporaries(blobs, project):
     assert blobs.list("runs/F/") == ["runs/F/r1/a", "runs/F/r12/b", "runs/F/r2/c"]
     assert blobs.list("") == ["runs/F/r1/a", "runs/F/r12/b", "runs/F/r2/c", "runs/G/r1/d", "top"]
     assert blobs.list("nothing/") == []
-
 
 
 @pytest.mark.parametrize("key", ["/abs", "a/../b", "a//b", ".hidden", "a/.x.tmp", "a\\b", ""])
@@ -123,7 +119,6 @@ def test_a_crash_mid_write_leaves_nothing_a_reader_can_see(project, moment):
     assert leftovers, "the crash left its temporary behind (hidden), which is the point of the test"
     assert blobs.put("big", data=b"retry") is True  # a retry publishes normally
     assert blobs.get("big") == b"retry"
-
 
 
 def test_metadata_url_defaults_to_sqlite_under_the_root_and_refuses_passwords(project, tmp_path):
