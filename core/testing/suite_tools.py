@@ -69,7 +69,8 @@ def comparable(value: Any, run_id: str) -> Any:
         return ("ndarray", str(value.dtype), value.shape, hashlib.sha256(data.data).hexdigest())
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, pyarrow.Table):
-        return ("table", [n.lower() for n in value.column_names], comparable(value.to_pylist(), run_id))
+        lowered = value.rename_columns([n.lower() for n in value.column_names])  # dialects' spelling
+        return ("table", lowered.column_names, comparable(lowered.to_pylist(), run_id))
     return value
 
 

@@ -4,13 +4,9 @@ from lamina import FlowSpec, catch, current, retry, step
 
 
 class RetryCatchFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.flaky)
-
     @retry(times=2)
     @step
-    def flaky(self):
+    def start(self):
         print(f"flaky, attempt {current.retry_count}")
         if current.retry_count == 0:
             raise RuntimeError("fails on the first attempt only")
