@@ -17,8 +17,8 @@ from lamina.errors import LaminaError, ParameterError, ResourceUnsatisfiable
 from lamina.plugins.aws.asl import S3_GET, SAGEMAKER_SYNC, task_states, to_aws_schedule
 from lamina.runtime.deploy import deploy_flow
 from lamina.runtime.task import load_flow_class
+from lamina.testing import OrchestrationSuite
 from lamina.testing.aws import AwsEmulator
-from lamina.testing.orchestration_suite import OrchestrationSuite
 
 FLOWS = Path(__file__).parent / "flows"
 SHAPES = FLOWS / "shapes.py"
