@@ -20,6 +20,9 @@ _EXPORTS: dict[str, str] = {
     "catch": "lamina.flow.decorators",
     "timeout": "lamina.flow.decorators",
     "project": "lamina.flow.decorators",
+    "schedule": "lamina.flow.decorators",
+    "trigger": "lamina.flow.decorators",
+    "trigger_on_finish": "lamina.flow.decorators",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
     "Run": "lamina.client",
@@ -52,8 +55,11 @@ __all__ = [
     "resources",
     "retry",
     "run_flow",
+    "schedule",
     "step",
     "timeout",
+    "trigger",
+    "trigger_on_finish",
     "__version__",
 ]
 
@@ -61,7 +67,16 @@ if TYPE_CHECKING:
     from .client import Flow, Run, Step, Task, compare_runs, namespace
     from .errors import LaminaError
     from .flow.current import current
-    from .flow.decorators import catch, project, resources, retry, timeout
+    from .flow.decorators import (
+        catch,
+        project,
+        resources,
+        retry,
+        schedule,
+        timeout,
+        trigger,
+        trigger_on_finish,
+    )
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow

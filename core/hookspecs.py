@@ -414,9 +414,12 @@ class OrchestrationSpec:
         """Create or update the flow's deployment (deploying twice updates); start no run.
 
         :param flow: the flow descriptor: ``FlowGraph.describe()`` (steps, each with its input
-            rule) plus ``code_key``, ``flow_file``, ``stack``, ``parameters``, ``user``, and
+            rule) plus ``code_key``, ``flow_file``, ``stack``, ``parameters``, ``user``,
             ``template_key``/``task_boot`` (the stored deploy template; build each task's command
-            with ``lamina.adapter.task_arguments(flow, step)``).
+            with ``lamina.adapter.task_arguments(flow, step)``), ``project``/``branch`` for a
+            ``@project`` flow (feature ``branches``), and ``triggers``: ``{"events": [...],
+            "flows": [...]}`` from ``@trigger``/``@trigger_on_finish`` (feature ``triggers``;
+            an upstream flow's run triggers only on the same branch).
         :param schedule: a cron expression (five fields) to run on, or ``None`` (no schedule:
             an existing one is removed).
         :param dry_run: compile only: create, store and start nothing.
@@ -453,6 +456,19 @@ class OrchestrationSpec:
         :param branch: the ``@project`` branch it was started on, or ``None``.
         :return: a :class:`lamina.models.RunState` (running, succeeded, failed, interrupted).
         :raises NotFound: the orchestrator knows no such run.
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=False, retry=False, since=2)
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        """Publish a business event on the orchestrator's event bus (feature ``triggers``):
+        deployments whose flow has ``@trigger(event=name)`` start, and see it as ``current.trigger``.
+
+        :param name: the event's name.
+        :param payload: a JSON object the triggered runs receive.
+        :return: the event's id.
 
         Stops at the first non-None result (firstresult).
         """

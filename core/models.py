@@ -197,6 +197,7 @@ class DeployResult(_Model):
     definition: dict[str, Any] | str = Field(default_factory=dict)
     schedule: str | None = None
     dry_run: bool = False
+    creates: list[str] = Field(default_factory=list, description="what deploy creates or updates, for people")
 
 
 RunStatusName = Literal["running", "succeeded", "failed", "interrupted", "killed"]

@@ -40,6 +40,13 @@ class LocalOrchestration:
         )
 
     @hookimpl
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        raise LaminaError(
+            f"the local stack has no event bus: nothing deployed can be triggered by {name!r}. Publish events on "
+            "a stack whose orchestrator is a service, e.g. `lamina event publish NAME --stack aws-sagemaker`."
+        )
+
+    @hookimpl
     def orchestration_deployments(self) -> list[Deployment]:
         return []  # the built-in scheduler deploys nothing
 

@@ -100,6 +100,8 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
             flow_cls, flow_file, stack=args.stack, schedule=args.schedule, dry_run=args.dry_run, branch=branch
         )
         if args.dry_run:
+            for item in result.creates:
+                print(f"# deploy would create or update: {item}", file=sys.stderr)
             print_json(result.definition)
         else:
             print(

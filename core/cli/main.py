@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the run to its end, print it, and index it")
     p.add_argument("--timeout", type=float, help="with --wait: give up following after this many seconds")
 
+    p = sub.add_parser("event", help="publish a business event that starts @trigger flows")
+    esub = p.add_subparsers(dest="event_command", metavar="ACTION")
+    esub.required = True
+    e = esub.add_parser("publish", help="publish an event on the stack's event bus")
+    e.add_argument("name")
+    e.add_argument("--payload", help="a JSON object the triggered runs see as current.trigger.payload")
+    e.add_argument("--stack")
+
     p = sub.add_parser("deployments", help="what is deployed on a stack, per flow and branch")
     p.add_argument("--stack")
     p.add_argument("--json", action="store_true")
@@ -171,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..runtime.deploy import trigger_cmd
 
             return trigger_cmd(args)
+        if args.command == "event":
+            from ..runtime.deploy import event_cmd
+
+            return event_cmd(args)
         if args.command == "deployments":
             from ..runtime.deploy import deployments_cmd
 

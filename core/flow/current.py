@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError
@@ -9,6 +10,45 @@ from ..errors import LaminaError
 if TYPE_CHECKING:
     from ..stack import Stack
     from ..stack.facades import DataLayer
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What started a deployed run (``current.trigger``)."""
+
+    type: str
+    """``event`` or ``run``."""
+    name: str
+    """The event's name, or the upstream flow's."""
+    at: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Trigger | None:
+        if not data or not data.get("type"):
+            return None
+        detail = data.get("detail") or {}
+        if isinstance(detail, dict):  # what the event bus delivered (see the deployers' rules)
+            data = {
+                **data,
+                "payload": data.get("payload", detail.get("payload")),
+                "at": data.get("at") or detail.get("at") or detail.get("stopDate") or "",
+                "run_id": data.get("run_id") or (detail.get("name") if data["type"] == "run" else None),
+            }
+        payload = data.get("payload")
+        if isinstance(payload, str):
+            import json
+
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                payload = {"value": payload}
+        return cls(
+            type=str(data["type"]), name=str(data.get("name", "")), at=str(data.get("at", "")),
+            payload=dict(payload or {}) if isinstance(payload, dict) else {"value": payload},
+            run_id=data.get("run_id") or None,
+        )  # fmt: skip
 
 
 class Current:
@@ -64,6 +104,18 @@ class Current:
     @property
     def origin_run_id(self) -> str | None:
         return self._get("origin_run_id")
+
+    @property
+    def trigger(self) -> Trigger | None:
+        """What started this run of a deployed flow: an event (its ``name``, ``at`` and ``payload``)
+        or an upstream flow's run (``name`` is the flow, ``run_id`` its run); ``None`` when the run
+        was started by hand (``run``, ``lamina trigger``)."""
+        found = self._get("trigger")
+        if callable(found):  # read from the run's manifest on first use
+            found = found()
+            assert self._ctx is not None
+            self._ctx["trigger"] = found
+        return found
 
     @property
     def user(self) -> str:

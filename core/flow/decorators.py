@@ -6,6 +6,7 @@ fails loudly when it cannot (nothing is silently ignored). They work above or be
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from ..errors import FlowDefinitionError
 
 F = TypeVar("F", bound=Callable[..., Any])
+_EVENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -113,4 +115,62 @@ def project(cls: Any = None, *, name: str | None = None) -> Any:
 
     if cls is not None:
         raise FlowDefinitionError('@project needs a name: @project(name="churn")')
+    return apply
+
+
+def schedule(cls: Any = None, *, cron: str | None = None, hourly: bool = False, daily: bool = False,
+             weekly: bool = False) -> Any:  # fmt: skip
+    """Run the deployed flow on a schedule: ``@schedule(cron="0 3 * * *")`` (five fields, UTC), or
+    ``hourly=``/``daily=``/``weekly=True``. ``deploy --schedule`` still wins over it."""
+    chosen = [v for v in (cron, "0 * * * *" if hourly else None, "0 0 * * *" if daily else None,
+                          "0 0 * * 0" if weekly else None) if v]  # fmt: skip
+
+    def apply(flow_cls: Any) -> Any:
+        if len(chosen) != 1:
+            raise FlowDefinitionError(
+                f"@schedule on {flow_cls.__name__}: give exactly one of cron=, hourly=, daily=, weekly=."
+            )
+        flow_cls._lamina_schedule = chosen[0]
+        return flow_cls
+
+    if cls is not None:
+        return apply(cls)
+    return apply
+
+
+def trigger(cls: Any = None, *, event: str | None = None, events: list[str] | None = None) -> Any:
+    """Start the deployed flow when an event arrives (``lamina event publish NAME``, or the
+    business system's own publisher); the run sees it as ``current.trigger``."""
+    names = [n for n in ([event] if event else []) + list(events or [])]
+
+    def apply(flow_cls: Any) -> Any:
+        if not names or not all(isinstance(n, str) and _EVENT.match(n) for n in names):
+            raise FlowDefinitionError(
+                f"@trigger on {flow_cls.__name__}: name events with event=\"orders_updated\" (letters, digits, "
+                f"'_', '-', '.'), got {names!r}."
+            )
+        flow_cls._lamina_events = sorted({*getattr(flow_cls, "_lamina_events", []), *names})
+        return flow_cls
+
+    if cls is not None:
+        raise FlowDefinitionError('@trigger needs an event: @trigger(event="orders_updated")')
+    return apply
+
+
+def trigger_on_finish(cls: Any = None, *, flow: str | None = None, flows: list[str] | None = None) -> Any:
+    """Start the deployed flow when a deployed run of ``flow`` (on the same branch) succeeds; the
+    run sees the triggering run as ``current.trigger``."""
+    names = [n for n in ([flow] if flow else []) + list(flows or [])]
+
+    def apply(flow_cls: Any) -> Any:
+        if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
+            raise FlowDefinitionError(
+                f"@trigger_on_finish on {flow_cls.__name__}: name the upstream flow's class, e.g. "
+                f'flow="IngestFlow", got {names!r}.'
+            )
+        flow_cls._lamina_upstream = sorted({*getattr(flow_cls, "_lamina_upstream", []), *names})
+        return flow_cls
+
+    if cls is not None:
+        raise FlowDefinitionError('@trigger_on_finish needs a flow: @trigger_on_finish(flow="IngestFlow")')
     return apply

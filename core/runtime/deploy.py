@@ -94,6 +94,11 @@ def deploy_flow(
         if branch is not None:
             resolved.orchestration.require("branches", f"deploy {graph.name} --branch {branch.name}")
             descriptor.update(project=branch.project, branch=branch.name, tags=branch.tags)
+        descriptor["triggers"] = {
+            "events": list(getattr(flow_cls, "_lamina_events", [])),
+            "flows": list(getattr(flow_cls, "_lamina_upstream", [])),
+        }
+        schedule = schedule or getattr(flow_cls, "_lamina_schedule", None)  # --schedule wins
         descriptor = prepare(descriptor, RunStore(resolved.versioning), store=not dry_run)
         result = resolved.orchestration.deploy(descriptor, schedule, dry_run)
     if result is None:
@@ -109,6 +114,24 @@ def delete_deployment(flow_name: str, branch: Branch | None, *, stack: str | Non
         resolved.orchestration.require("delete", f"deploy {flow_name} --delete")
         removed = resolved.orchestration.delete(flow_name, branch.name if branch else None)
     return f"deleted {removed}"
+
+
+def event_cmd(args: argparse.Namespace) -> int:
+    """``lamina event publish NAME [--payload JSON] [--stack S]``."""
+    import json
+
+    from ..stack import resolve_stack
+
+    try:
+        payload = json.loads(args.payload) if args.payload else {}
+    except ValueError as exc:
+        raise ParameterError(f"--payload must be a JSON object, e.g. '{{\"rows\": 10}}': {exc}") from None
+    if not isinstance(payload, dict):
+        raise ParameterError("--payload must be a JSON object, e.g. '{\"rows\": 10}'")
+    with resolve_stack(args.stack) as stack:
+        event_id = stack.orchestration.publish(args.name, payload)
+    print(f"published {args.name} on stack {stack.name} (event {event_id})")
+    return 0
 
 
 def deployments_cmd(args: argparse.Namespace) -> int:

@@ -225,6 +225,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     origin_run_id=spec.origin_run_id,
                     user=spec.user,
                     stack_name=stack.name,
+                    trigger=lambda: _trigger_of(runs, spec),
                     data=True,
                     log_metric=True,
                 )
@@ -261,6 +262,14 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
         traceback.print_exc()
         return EXIT_INFRA
     return EXIT_OK if record.ok else EXIT_FAILED
+
+
+def _trigger_of(runs: Any, spec: TaskSpec) -> Any:
+    """``current.trigger``: what the run's manifest says started it (deployed runs only)."""
+    from ..flow.current import Trigger
+
+    manifest = runs.load_manifest(spec.flow_name, spec.run_id) or {}
+    return Trigger.from_dict(manifest.get("trigger"))
 
 
 def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> FlowSpec:

@@ -207,6 +207,8 @@ class OrchestrationLayer(LayerFacade):
     def deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
         if schedule:
             self.require("schedule", f"deploy {flow.get('name', '')} --schedule")
+        if any((flow.get("triggers") or {}).values()):
+            self.require("triggers", f"deploy {flow.get('name', '')} with @trigger/@trigger_on_finish")
         return self._call("orchestration_deploy", flow=flow, schedule=schedule, dry_run=dry_run)
 
     def trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None = None) -> str:
@@ -221,6 +223,10 @@ class OrchestrationLayer(LayerFacade):
         if state is None:
             raise LaminaError(f"the {self.name} orchestrator gave no status for {flow_name}/{run_id}")
         return state
+
+    def publish(self, name: str, payload: dict[str, Any]) -> str:
+        self.require("triggers", f"lamina event publish {name}")
+        return str(self._call("orchestration_publish", name=name, payload=payload))
 
     def deployments(self) -> list[Deployment]:
         self.require("list", "listing deployments")

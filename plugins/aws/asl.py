@@ -290,6 +290,7 @@ class Compiler:
             "run_id.$": "$.lamina.run_id",
             "params.$": "$.parameters",
             "user.$": "$.user",
+            "trigger.$": "$.trigger",
             "tags": list(self.flow.get("tags", [])),
             "code_key": self.flow.get("code_key"),
             "stack": self.flow.get("stack", {}),
@@ -298,23 +299,24 @@ class Compiler:
         states: dict[str, Any] = {
             "Input": {
                 "Type": "Choice",
-                "Comment": "executions take {'parameters': {...}, 'user': ...}; without them the deployed "
-                "defaults apply and the run is the deployment's",
+                "Comment": "executions take {'parameters': {...}, 'user': ..., 'trigger': ...}; without them "
+                "the deployed defaults apply and the run is the deployment's",
                 "Choices": [
                     {"And": [{"Variable": "$.parameters", "IsPresent": True},
-                             {"Variable": "$.user", "IsPresent": True}], "Next": "Init"},
+                             {"Variable": "$.user", "IsPresent": True},
+                             {"Variable": "$.trigger", "IsPresent": True}], "Next": "Init"},
                     {"Variable": "$.parameters", "IsPresent": True, "Next": "Deployment's run"},
                 ],
                 "Default": "Default parameters",
             },
             "Deployment's run": {
                 "Type": "Pass",
-                "Parameters": {"parameters.$": "$.parameters", "user": deployment},
+                "Parameters": {"parameters.$": "$.parameters", "user": deployment, "trigger": None},
                 "Next": "Init",
             },
             "Default parameters": {
                 "Type": "Pass",
-                "Parameters": {"parameters": self.default_parameters(), "user": deployment},
+                "Parameters": {"parameters": self.default_parameters(), "user": deployment, "trigger": None},
                 "Next": "Init",
             },
             "Init": {
@@ -324,6 +326,7 @@ class Compiler:
                     "lamina": {"run_id.$": "$$.Execution.Name", "t": "0"},
                     "parameters.$": "$.parameters",
                     "user.$": "$.user",
+                    "trigger.$": "$.trigger",
                 },
                 "Next": "Save parameters",
             },

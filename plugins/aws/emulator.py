@@ -181,6 +181,171 @@ class _MotoSdkBodyPatch:
             self._saved = None
 
 
+class EventRouter:
+    """What moto's EventBridge does not do: deliver to a state machine target, report Step
+    Functions executions' status changes to the bus (as the service does natively), and fire
+    schedules. Events then reach the same entry point the cloud would call: StartExecution on the
+    rule's target, with the rule's input transformer applied to the event."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.started: list[str] = []
+        """Executions this router started (tests read it)."""
+        self.errors: list[str] = []
+        self._saved: Any = None
+        self._stop = threading.Event()
+        self._seen: set[str] = set()
+        self._fired: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._loop, name="lamina-event-router", daemon=True)
+
+    def install(self) -> None:
+        from moto.events.models import Rule
+        from moto.events.utils import EventTemplateParser
+
+        original = Rule.send_to_targets
+        self._saved = (Rule, original)
+        router = self
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            states = [t for t in rule.targets if ":states:" in t["Arn"]]
+            scheduled = getattr(rule, "scheduled_expression", None)  # fired by time, not by events
+            if states and not scheduled and rule.event_pattern.matches_event(original_event):
+                for target in states:
+                    transformer = target.get("InputTransformer") or {}
+                    if transformer:
+                        event: Any = EventTemplateParser.parse(
+                            input_template=str(transformer.get("InputTemplate") or ""),
+                            input_paths_map=transformer.get("InputPathsMap", {}),
+                            event=original_event,
+                        )
+                    else:
+                        event = json.loads(target["Input"]) if target.get("Input") else original_event
+                    router.start(target["Arn"], event)
+            others = [t for t in rule.targets if ":states:" not in t["Arn"]]
+            if others:
+                saved, rule.targets = rule.targets, others
+                try:
+                    original(rule, original_event, transform_input)
+                finally:
+                    rule.targets = saved
+
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+        self._sfn = emulator_client(self.endpoint, "stepfunctions")
+        self._thread.start()
+
+    def uninstall(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._saved is not None:
+            cls, original = self._saved
+            cls.send_to_targets = original
+            self._saved = None
+
+    def start(self, machine_arn: str, event: Any) -> None:
+        """StartExecution, off the thread that serves moto's request."""
+        from lamina.adapter import new_run_id
+
+        payload = event if isinstance(event, str) else json.dumps(event, default=str)
+
+        def go() -> None:
+            try:
+                name = new_run_id()
+                self._sfn.start_execution(stateMachineArn=machine_arn, name=name, input=payload)
+                self.started.append(name)
+            except Exception as exc:
+                self.errors.append(f"starting {machine_arn}: {type(exc).__name__}: {exc}")
+
+        threading.Thread(target=go, daemon=True).start()
+
+    def _rules(self) -> list[Any]:
+        from moto.events.models import events_backends
+
+        bus = events_backends[ACCOUNT][REGION].event_buses.get("default")
+        return list(bus.rules.values()) if bus is not None else []
+
+    def tick(self, rule_name: str) -> None:
+        """Fire a schedule rule now, as its schedule would."""
+        for rule in self._rules():
+            if rule.name == rule_name:
+                for target in rule.targets:
+                    if ":states:" in target["Arn"]:
+                        self.start(target["Arn"], json.loads(target.get("Input") or "{}"))
+                return
+        raise LaminaError(f"no EventBridge rule {rule_name!r}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._report_executions()
+                self._fire_schedules()
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _report_executions(self) -> None:
+        for machine in self._sfn.list_state_machines().get("stateMachines", []):
+            for execution in self._sfn.list_executions(stateMachineArn=machine["stateMachineArn"]).get("executions", []):
+                key = f"{execution['executionArn']}:{execution['status']}"
+                if execution["status"] == "RUNNING" or key in self._seen:
+                    continue
+                self._seen.add(key)
+                detail = {
+                    "executionArn": execution["executionArn"], "stateMachineArn": machine["stateMachineArn"],
+                    "name": execution["name"], "status": execution["status"],
+                    "stopDate": str(execution.get("stopDate") or ""),
+                }  # fmt: skip
+                message = {
+                    "version": "0", "id": key, "detail-type": "Step Functions Execution Status Change",
+                    "source": "aws.states", "account": ACCOUNT, "time": dt.datetime.now(dt.UTC).isoformat(),
+                    "region": REGION, "resources": [execution["executionArn"]], "detail": detail,
+                    "ingestion-time": time.time(),
+                }  # fmt: skip
+                for rule in self._rules():
+                    rule.send_to_targets(message)
+
+    def _fire_schedules(self) -> None:
+        now = time.time()
+        for rule in self._rules():
+            expression = getattr(rule, "scheduled_expression", None)
+            if not expression or getattr(rule, "state", "ENABLED") != "ENABLED":
+                continue
+            last = self._fired.setdefault(rule.name, now)
+            if _due(expression, last, now):
+                self._fired[rule.name] = now
+                self.tick(rule.name)
+
+
+def _due(expression: str, last: float, now: float) -> bool:
+    """Whether a ``rate(...)`` or ``cron(...)`` schedule fires between ``last`` and ``now``."""
+    import re as _re
+
+    rate = _re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if rate:
+        unit = {"minute": 60, "hour": 3600, "day": 86400}[rate.group(2).rstrip("s")]
+        return now - last >= int(rate.group(1)) * unit
+    cron = _re.fullmatch(r"cron\((.+)\)", expression.strip())
+    if not cron or int(now // 60) == int(last // 60):
+        return False
+    fields = cron.group(1).split()
+    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    values = [when.minute, when.hour, when.day, when.month, when.isoweekday() % 7 + 1]
+
+    def matches(field: str, value: int) -> bool:
+        if field in ("*", "?"):
+            return True
+        for part in field.split(","):
+            base, _, step = part.partition("/")
+            lo, _, hi = base.partition("-")
+            low = 0 if lo == "*" else int(lo)
+            high = 10**6 if lo == "*" else int(hi or lo)
+            if low <= value <= high and (value - low) % int(step or 1) == 0:
+                return True
+        return False
+
+    return all(matches(f, v) for f, v in zip(fields[:5], values, strict=False))
+
+
 def _moto_job(name: str) -> Any:
     from moto.sagemaker.models import sagemaker_backends
 
@@ -292,6 +457,7 @@ class AwsEmulator:
         self._fakesnow: subprocess.Popen[bytes] | None = None
         self._patch: _MotoSageMakerPatch | None = None
         self._sdk_patch: _MotoSdkBodyPatch | None = None
+        self.events: EventRouter | None = None
         self._owns_slot = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -331,6 +497,8 @@ class AwsEmulator:
                 self._start_moto()
                 self._sdk_patch = _MotoSdkBodyPatch()
                 self._sdk_patch.install()
+                self.events = EventRouter(self.endpoint)
+                self.events.install()
             self.env = self._environment()
             self._provision()
             if "sagemaker" in self.services:
@@ -513,6 +681,9 @@ class AwsEmulator:
         if self._sdk_patch is not None:
             self._sdk_patch.uninstall()
             self._sdk_patch = None
+        if self.events is not None:
+            self.events.uninstall()
+            self.events = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

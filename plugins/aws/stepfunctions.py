@@ -47,6 +47,8 @@ from .asl import Compiler, to_aws_schedule
 
 ADAPTER_NAME = "step-functions"
 TEMPLATE_TAG = "lamina:template"
+EVENT_SOURCE = "lamina"
+EVENT_TYPE = "lamina.event"
 PROJECT_TAG = "lamina:project"
 BRANCH_TAG = "lamina:branch"
 SCHEDULE_TAG = "lamina:schedule"
@@ -191,10 +193,15 @@ class StepFunctionsOrchestration:
         definition, uri = self.compile(flow)
         project, branch = flow.get("project"), flow.get("branch")
         name = self.machine_name(flow["name"], project, branch)
+        rules = self._trigger_rules(flow)
+        creates = [f"Step Functions state machine {name}"]
+        if aws_schedule:
+            creates.append(f"EventBridge rule {self.rule_name(flow['name'], project, branch)} ({aws_schedule})")
+        creates += [f"EventBridge rule {rule} ({what})" for rule, (what, _, _) in rules.items()]
         if dry_run:
             return DeployResult(
                 flow_name=flow["name"], target=f"(dry run) state machine {name}", definition=definition,
-                schedule=aws_schedule, dry_run=True,
+                schedule=aws_schedule, dry_run=True, creates=creates,
             )  # fmt: skip
         sfn = self._client("stepfunctions")
         body = json.dumps(definition)
@@ -218,7 +225,81 @@ class StepFunctionsOrchestration:
                 f"{self.settings.role} exists and may be passed (iam:PassRole), and run `lamina stack check`."
             ) from exc
         self._schedule(self.rule_name(flow["name"], project, branch), arn, aws_schedule, flow)
-        return DeployResult(flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule)
+        self._apply_triggers(flow, arn, self._trigger_rules(flow, arn))
+        return DeployResult(
+            flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule, creates=creates
+        )
+
+    def _trigger_rules(
+        self, flow: dict[str, Any], arn: str = "arn:aws:states:REGION:ACCOUNT:stateMachine:x"
+    ) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+        """``{rule name: (what, event pattern, trigger)}`` for the flow's @trigger and
+        @trigger_on_finish: a business event on the bus, or an upstream state machine (same branch)
+        succeeding, as Step Functions itself reports it to EventBridge."""
+        project, branch = flow.get("project"), flow.get("branch")
+        triggers = flow.get("triggers") or {}
+        out: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        for event in triggers.get("events", []):
+            rule = deployment_name(f"{flow['name']}-on-{event}", project, branch, prefix=self.settings.name_prefix, max_length=64)
+            pattern = {"source": [EVENT_SOURCE], "detail-type": [EVENT_TYPE], "detail": {"name": [event]}}
+            out[rule] = (f"event {event}", pattern, {"type": "event", "name": event})
+        for upstream in triggers.get("flows", []):
+            rule = deployment_name(f"{flow['name']}-after-{upstream}", project, branch, prefix=self.settings.name_prefix, max_length=64)
+            machine = self.machine_name(upstream, project, branch)
+            pattern = {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [arn.rsplit(":", 1)[0] + f":{machine}"]},
+            }
+            out[rule] = (f"a run of {upstream} succeeding", pattern, {"type": "run", "name": upstream})
+        return out
+
+    def _apply_triggers(self, flow: dict[str, Any], arn: str, rules: dict[str, Any]) -> None:
+        """Create the trigger rules (their target starts the state machine with the event in the
+        run's input) and remove the deployment's rules that no longer trigger it."""
+        events = self._client("events")
+        defaults = {n: p.get("default") for n, p in flow.get("parameters", {}).items()}
+        owner = f"deployment:{flow.get('branch') or flow['name']}"
+        stem = self.machine_name(flow["name"], flow.get("project"), flow.get("branch"))
+        with _aws.translated(f"wiring the triggers of {flow['name']}"):
+            for rule, (what, pattern, trigger) in rules.items():
+                events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED",
+                                Description=f"Lamina: starts {stem} on {what}")  # fmt: skip
+                template = json.dumps({"parameters": defaults, "user": owner, "trigger": trigger}, default=str)
+                template = template[:-2] + ', "detail": <detail>}}'  # the event's own detail, verbatim
+                events.put_targets(Rule=rule, Targets=[{
+                    "Id": "lamina", "Arn": arn, "RoleArn": self.settings.events_role or self.settings.role,
+                    "InputTransformer": {"InputPathsMap": {"detail": "$.detail"}, "InputTemplate": template},
+                }])  # fmt: skip
+            for name in self._rules_targeting(arn):
+                if name not in rules and not name.endswith("-schedule"):
+                    events.remove_targets(Rule=name, Ids=["lamina"])
+                    events.delete_rule(Name=name)
+
+    def _rules_targeting(self, arn: str) -> list[str]:
+        """Names of the EventBridge rules (of ours) whose target is the state machine ``arn``."""
+        events = self._client("events")
+        names = []
+        for rule in events.list_rules(NamePrefix=self.settings.name_prefix).get("Rules", []):
+            targets = events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", [])
+            if any(t.get("Arn") == arn for t in targets):
+                names.append(rule["Name"])
+        return names
+
+    @hookimpl
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        """Put a business event on the default EventBridge bus (source ``lamina``)."""
+        import datetime as dt
+
+        detail = {"name": name, "payload": payload, "at": dt.datetime.now(dt.UTC).isoformat()}
+        answer = _aws.call(
+            f"publishing the event {name}", self._client("events").put_events,
+            Entries=[{"Source": EVENT_SOURCE, "DetailType": EVENT_TYPE, "Detail": json.dumps(detail, default=str)}],
+        )  # fmt: skip
+        entry = (answer.get("Entries") or [{}])[0]
+        if entry.get("ErrorCode"):
+            raise LaminaError(f"EventBridge refused the event {name}: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return str(entry.get("EventId", ""))
 
     def rule_name(self, flow_name: str, project: str | None, branch: str | None) -> str:
         """The EventBridge rule of a deployment's schedule (64 characters at most)."""
@@ -289,7 +370,10 @@ class StepFunctionsOrchestration:
                         "Id": "lamina",
                         "Arn": arn,
                         "RoleArn": self.settings.events_role or self.settings.role,
-                        "Input": json.dumps({"parameters": defaults, "user": owner}, default=str),
+                        "Input": json.dumps(
+                            {"parameters": defaults, "user": owner, "trigger": {"type": "schedule", "name": schedule}},
+                            default=str,
+                        ),
                     }
                 ],
             )
@@ -326,7 +410,7 @@ class StepFunctionsOrchestration:
             sfn.start_execution,
             stateMachineArn=arn,
             name=run_id,
-            input=json.dumps({"parameters": values, "user": current_user()}, default=str),
+            input=json.dumps({"parameters": values, "user": current_user(), "trigger": None}, default=str),
         )
         return run_id
 
@@ -373,8 +457,11 @@ class StepFunctionsOrchestration:
     def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
         """Delete the state machine of ``flow_name`` (on ``branch``) and its schedule rule."""
         arn = self._require(flow_name, branch)
-        tags = next(m["tags"] for m in self._machines() if m["arn"] == arn)
-        self._schedule(self.rule_name(flow_name, tags.get(PROJECT_TAG), branch), arn, None, {"name": flow_name})
+        events = self._client("events")
+        with _aws.translated(f"removing the rules of {flow_name}"):
+            for rule in self._rules_targeting(arn):  # its schedule and its triggers
+                events.remove_targets(Rule=rule, Ids=["lamina"])
+                events.delete_rule(Name=rule)
         _aws.call(f"deleting {arn}", self._client("stepfunctions").delete_state_machine, stateMachineArn=arn)
         return f"the state machine {arn}" + (f" (branch {branch})" if branch else "")
 
@@ -429,5 +516,5 @@ ADAPTER = AdapterInfo(
     requires=("boto3",),
     description="deploy flows as Step Functions state machines (SageMaker job per task), schedules via EventBridge",
     contract=2,
-    features=frozenset({"schedule", "status", "branches", "list", "delete"}),
+    features=frozenset({"schedule", "status", "branches", "list", "delete", "triggers"}),
 )

@@ -75,6 +75,10 @@ def test_the_local_orchestrator_lists_no_deployments_and_refuses_what_it_cannot_
             stack.orchestration.delete("AnyFlow")
         with pytest.raises(LaminaError, match="does not declare the 'status' feature"):
             stack.orchestration.status("AnyFlow", "20260101T000000.000000.abcdef")
+        with pytest.raises(LaminaError, match="does not declare the 'triggers' feature"):
+            stack.orchestration.publish("orders_updated", {})
+        with pytest.raises(LaminaError, match="no event bus"):
+            stack.orchestration.pm.hook.orchestration_publish(name="orders_updated", payload={})
         with pytest.raises(LaminaError, match="no deployed flows to trigger"):
             stack.orchestration.trigger("AnyFlow", {})
         assert NotFound  # the local status hook answers NotFound when asked directly
