@@ -78,6 +78,11 @@ def _first_keyword(sql: str) -> str:
     return match.group(0).upper() if match else ""
 
 
+def _search_path(schema: str) -> str:
+    """A schema as PostgreSQL's ``search_path`` option takes it (quoted unless plain lower case)."""
+    return schema if re.fullmatch(r"[a-z_][a-z0-9_$]*", schema) else '"' + schema.replace('"', '""') + '"'
+
+
 def _begin(connection: sa.Connection) -> Any:
     """A new transaction, after ending the one SQLAlchemy began on its own (autobegin) for a read."""
     if connection.in_transaction():
@@ -109,7 +114,9 @@ class SQLAlchemyData:
     # -- connections -----------------------------------------------------------------------
 
     def url(self) -> sa.URL:
-        """The URL to connect with, its password from ``password_env`` when one is named."""
+        """The URL to connect with: its password from ``password_env`` when one is named, and
+        the schema as the session's default (PostgreSQL's ``search_path``, MySQL's database), so
+        that queries name tables without a schema, as on every other stack."""
         import sqlalchemy as sa
 
         try:
@@ -122,7 +129,13 @@ class SQLAlchemyData:
             password = self.settings.password()
         except ValueError as exc:
             raise DataError(str(exc)) from None
-        return url.set(password=password) if password is not None else url
+        if password is not None:
+            url = url.set(password=password)
+        if self.schema and url.get_backend_name() in ("mysql", "mariadb"):
+            url = url.set(database=self.schema)
+        elif self.schema and url.get_backend_name() == "postgresql" and "options" not in url.query:
+            url = url.update_query_dict({"options": f"-csearch_path={_search_path(self.schema)}"})
+        return url
 
     @property
     def where(self) -> str:

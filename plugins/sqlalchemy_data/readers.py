@@ -60,10 +60,12 @@ def choose_reader(setting: str, backend: str) -> str:
 
 
 def columnar_uri(url: sa.URL, reader: str) -> str:
-    """The URL a columnar driver takes: the SQLAlchemy URL without its ``+driver`` and query options."""
+    """The URL a columnar driver takes: the SQLAlchemy URL without its ``+driver`` and its query
+    options, except PostgreSQL's ``options`` (the schema's ``search_path``)."""
     backend = url.get_backend_name()
     scheme = "postgresql" if backend == "postgresql" else "mysql"
-    plain = url.set(drivername=scheme, query={})
+    options = {"options": url.query["options"]} if "options" in url.query and scheme == "postgresql" else {}
+    plain = url.set(drivername=scheme, query=options)
     if reader == "connectorx" and scheme == "postgresql" and not plain.username:
         import getpass
 
@@ -121,6 +123,12 @@ class ColumnarReader:
             self._adbc = None
 
 
+def literal_percent(connection: sa.Connection, sql: str) -> str:
+    """SQL to run without parameters: SQLAlchemy still hands the driver an empty parameter set,
+    and ``format`` drivers (psycopg, PyMySQL) then read every ``%`` as a placeholder."""
+    return sql.replace("%", "%%") if connection.dialect.paramstyle in ("format", "pyformat") else sql
+
+
 def mysql_description(connection: sa.Connection, sql: str) -> list[Declared] | None:
     """The declared result columns of a MySQL query (booleans hide as ``TINYINT(1)``), asked with
     ``LIMIT 0``; ``None`` when the statement cannot be wrapped (``SHOW``, ``DESCRIBE``)."""
@@ -146,7 +154,9 @@ def fetch_dbapi(
     """Rows through the dialect's DB-API driver, with a server-side cursor, a batch at a time."""
     streaming = connection.execution_options(stream_results=True, max_row_buffer=batch_rows)
     result = (
-        streaming.exec_driver_sql(sql, tuple(parameters)) if parameters else streaming.exec_driver_sql(sql)
+        streaming.exec_driver_sql(sql, tuple(parameters))
+        if parameters
+        else streaming.exec_driver_sql(literal_percent(connection, sql))
     )
     try:
         names = list(result.keys())

@@ -8,8 +8,10 @@ Reading, the rows arrive as Arrow from a columnar driver or are built from DB-AP
 ``lamina.testing.data_suite``):
 
 * ``NUMERIC`` / ``DECIMAL`` with a declared precision and scale read from a table are exact
-  ``decimal128(p, s)``; decimals a query computes (``AVG``, ``SUM`` of integers, arithmetic) and
-  unconstrained ``NUMERIC`` columns are ``float64``, as DuckDB's ``AVG`` is;
+  ``decimal128(p, s)``. Decimals a query computes are as DuckDB's: whole numbers (``SUM`` of
+  integers, scale 0) are ``decimal128(38, 0)``, the rest (``AVG``, arithmetic) ``float64``;
+  PostgreSQL's unconstrained ``NUMERIC`` carries its scale with each value (``SUM`` of
+  ``BIGINT`` has scale 0, ``AVG`` at least 16), MySQL's result metadata gives it;
 * MySQL/MariaDB booleans (``TINYINT(1)``) are Arrow ``bool``;
 * integers are ``int64`` unless declared smaller, text is ``string``.
 """
@@ -70,6 +72,8 @@ class Declared:
     boolean: bool = False
     decimal: tuple[int, int] | None = None
     """Exact ``(precision, scale)``: keep the values as ``decimal128``."""
+    scale: int | None = None
+    """The scale a query's decimal result column has (MySQL's metadata), when the values lost it."""
 
 
 def declared_from_reflection(dialect: str, column_type: Any) -> Declared:
@@ -91,6 +95,8 @@ def declared_from_reflection(dialect: str, column_type: Any) -> Declared:
 
 MYSQL_TINY = 1
 """``FIELD_TYPE.TINY`` in a MySQL cursor description: with display size 1, a ``BOOLEAN``."""
+MYSQL_DECIMALS = (0, 246)
+"""``FIELD_TYPE.DECIMAL`` and ``NEWDECIMAL``."""
 
 
 def declared_from_description(dialect: str, description: Any) -> list[Declared]:
@@ -98,8 +104,10 @@ def declared_from_description(dialect: str, description: Any) -> list[Declared]:
     out = []
     for column in description or ():
         type_code, internal_size = column[1], column[3]
-        boolean = dialect in ("mysql", "mariadb") and type_code == MYSQL_TINY and internal_size == 1
-        out.append(Declared(boolean=boolean))
+        mysql = dialect in ("mysql", "mariadb")
+        boolean = mysql and type_code == MYSQL_TINY and internal_size == 1
+        scale = column[5] if mysql and type_code in MYSQL_DECIMALS and isinstance(column[5], int) else None
+        out.append(Declared(boolean=boolean, scale=scale))
     return out
 
 
@@ -117,6 +125,21 @@ def _numeric_storage(column: pa.ChunkedArray) -> tuple[pa.DataType, pa.ChunkedAr
 def _is_numeric_text(field: pa.Field) -> bool:
     meta = field.metadata or {}
     return meta.get(b"POSTGRESQL:type") == b"numeric" or meta.get(b"ADBC:postgresql:typname") == b"numeric"
+
+
+def _computed_decimal(column: pa.ChunkedArray, known: Declared) -> pa.DataType:
+    """A query's decimal column as DuckDB returns it: whole numbers exact, the rest ``float64``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    if known.scale is not None:
+        scale = known.scale
+    elif t.is_decimal(column.type):
+        scale = column.type.scale
+    else:  # PostgreSQL's numeric as text: its scale is the digits after the point
+        scale = 1 if pc.any(pc.match_substring(column, ".")).as_py() else 0
+    return pa.decimal128(38, 0) if scale == 0 else pa.float64()
 
 
 def conform(table: pa.Table, declared: list[Declared] | None) -> pa.Table:
@@ -139,7 +162,7 @@ def conform(table: pa.Table, declared: list[Declared] | None) -> pa.Table:
         if known.boolean and (t.is_integer(typ) or t.is_boolean(typ)):
             target = pa.bool_()
         elif numeric_text or t.is_decimal(typ):
-            target = pa.decimal128(*known.decimal) if known.decimal else pa.float64()
+            target = pa.decimal128(*known.decimal) if known.decimal else _computed_decimal(column, known)
         elif t.is_large_string(typ) or str(typ) == "string_view":
             target = pa.string()
         if target is not None and target != column.type:
