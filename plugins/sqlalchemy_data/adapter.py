@@ -165,6 +165,9 @@ class SQLAlchemyData:
         connect_args: dict[str, Any] = {}
         if backend in ("postgresql", "mysql", "mariadb"):
             connect_args["connect_timeout"] = self.settings.connect_timeout
+        if backend in ("mysql", "mariadb") and url.get_driver_name() in ("pymysql", "mysqldb"):
+            # MySQL rounds AVG and division to 4 decimals by default; 30 keeps a float's digits
+            connect_args["init_command"] = "SET SESSION div_precision_increment = 30"
         try:
             return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -313,9 +316,12 @@ class SQLAlchemyData:
         reader = self._columnar_reader()
         if reader is not None:
             bound = readers.bind(connection, sql, parameters) if parameters else sql
+            if bound is not None and declared is None and self.backend in ("mysql", "mariadb"):
+                declared = readers.mysql_description(connection, bound)
+                if any(d.scale for d in declared or ()):
+                    # connectorx keeps 10 decimals of a computed DECIMAL (AVG); the driver keeps all
+                    bound, declared = None, None
             if bound is not None:
-                if declared is None and self.backend in ("mysql", "mariadb"):
-                    declared = readers.mysql_description(connection, bound)
                 return readers.fetch_columnar(reader, bound, declared)
         try:
             return readers.fetch_dbapi(connection, sql, parameters, declared, self.settings.batch_rows)
