@@ -76,7 +76,7 @@ def columnar_uri(url: sa.URL, reader: str) -> str:
 def bind(connection: sa.Connection, sql: str, parameters: list[Any]) -> str | None:
     """``sql`` with ``parameters`` rendered in by the DB-API driver's own quoting, or ``None``
     when the driver cannot render (then the DB-API path binds them)."""
-    raw = connection.connection.dbapi_connection
+    raw: Any = connection.connection.dbapi_connection  # the driver's own connection object
     module = type(raw).__module__.split(".")[0]
     if module == "psycopg":
         import psycopg

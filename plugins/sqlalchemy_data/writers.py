@@ -79,10 +79,9 @@ def _copy_csv(connection: sa.Connection, qualified: str, table: pa.Table, batch_
     import pyarrow.csv as csv
 
     statement = _copy_target(connection, qualified, table.column_names)
-    raw = connection.connection.dbapi_connection
+    raw: Any = connection.connection.dbapi_connection  # psycopg's or psycopg2's connection
     options = csv.WriteOptions(include_header=False, quoting_style="needed", batch_size=batch_rows)
     ready = _csv_ready(table)
-    assert raw is not None
     with raw.cursor() as cursor:
         if connection.dialect.driver == "psycopg":
             with cursor.copy(statement) as copy:
