@@ -38,8 +38,8 @@ written / computed            read back as
 ``SUM`` of integers           a number equal to the sum: an integer, a ``decimal128(p, 0)`` (DuckDB)
                               or a ``float64``, never text
 ``AVG`` (a ``Decimal`` in     ``float64`` (DuckDB, SQLite, and the ``sqlalchemy`` adapter, which
-PostgreSQL and MariaDB)       turns computed decimals into floats), or an exact ``decimal128`` where
-                              ``exact_averages`` is set (Snowflake); never text
+PostgreSQL and MariaDB)       returns computed decimals as DuckDB does), or an exact ``decimal128``
+                              where ``exact_averages`` is set; never text
 ============================  =====================================================================
 
 For pytest's detailed assertion messages, call
