@@ -8,8 +8,9 @@ atomicity of writes:
   ``replace`` drops, re-creates and fills the table and records its version in one
   transaction: readers see the old table or the new one, and a failed or killed write rolls
   back. MySQL/MariaDB and Oracle commit DDL at once, so a ``replace`` fills a staging table
-  (``_lamina_stage_<token>``, never listed) and swaps it in by an atomic ``RENAME TABLE``; a
-  failed write drops the staging table, a killed one leaves it unlisted and the old table whole.
+  (``_lamina_stage_<time>_<token>``, never listed) and swaps it in by an atomic ``RENAME TABLE``;
+  a failed write drops the staging table, a killed one leaves it unlisted and the old table
+  whole, and a later write drops it once it is a day old.
   ``append`` is a single transaction everywhere (``INSERT`` is transactional in InnoDB too).
 * **Versions** are content hashes made with :mod:`lamina.data_tools`, so equal rows have equal
   versions here, in DuckDB and in SQLite. Each write records its table's version in
@@ -32,6 +33,7 @@ import datetime as dt
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +67,8 @@ ADAPTER_NAME = "sqlalchemy"
 VERSIONS_TABLE = "_lamina_versions"
 STAGE_PREFIX = "_lamina_stage_"
 OLD_PREFIX = "_lamina_old_"
+ABANDONED_AFTER = 24 * 3600
+"""Seconds after which a staging table is taken for a killed write's leftover and dropped."""
 NON_TRANSACTIONAL_DDL = frozenset({"mysql", "mariadb", "oracle"})
 _READING = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "EXPLAIN", "DESCRIBE", "DESC"})
 _COMMENTS = re.compile(r"(--[^\n]*\n?)|(/\*.*?\*/)", re.S)
@@ -153,7 +157,6 @@ class SQLAlchemyData:
                 if self._engine is not None:
                     self._engine.dispose(close=False)  # the parent's connections stay the parent's
                 self._engine = self._create_engine()
-                self._columnar = None
                 self._pid = os.getpid()
             return self._engine
 
@@ -450,7 +453,9 @@ class SQLAlchemyData:
         import sqlalchemy as sa
 
         token = uuid.uuid4().hex
-        stage, old = f"{STAGE_PREFIX}{token[:16]}", f"{OLD_PREFIX}{token[:16]}"
+        self._drop_abandoned_stages(connection)
+        stamp = f"{int(time.time())}_{token[:8]}"
+        stage, old = f"{STAGE_PREFIX}{stamp}", f"{OLD_PREFIX}{stamp}"
         comment = f"lamina:{token}" if self.backend in ("mysql", "mariadb") else None
         try:
             writers.create_table(connection, stage, self.schema, table, comment=comment)
@@ -481,6 +486,18 @@ class SQLAlchemyData:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified(old)}")
             connection.commit()
         return table.num_rows
+
+    def _drop_abandoned_stages(self, connection: sa.Connection) -> None:
+        """Drop staging tables of writes killed more than a day ago (their names carry the time)."""
+        import sqlalchemy as sa
+
+        cutoff = time.time() - ABANDONED_AFTER
+        for name in sa.inspect(connection).get_table_names(schema=self.schema):
+            match = re.fullmatch(rf"(?:{STAGE_PREFIX}|{OLD_PREFIX})(\d+)_[0-9a-f]+", name)
+            if match and int(match.group(1)) < cutoff:
+                with contextlib.suppress(Exception):
+                    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified(name)}")
+        connection.commit()
 
     def _append(
         self, connection: sa.Connection, stored: str, table: pa.Table, incoming: str

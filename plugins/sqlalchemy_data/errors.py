@@ -110,7 +110,8 @@ def translate(exc: BaseException, doing: str, where: str, sql: str = "") -> Data
         )
     if kind == "dropped":
         return ConnectionDropped(
-            f"{doing} failed: {where} was unreachable or dropped the connection ({message}); retrying"
+            f"{doing} failed: {where} was unreachable, dropped the connection or asked for a retry "
+            f"(a deadlock, a server restarting): {message}"
         )
     shown = f"\n  sql: {sql}" if sql else ""
     return DataError(f"{doing} failed on {where}: {message}{shown}")

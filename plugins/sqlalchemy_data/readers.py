@@ -16,6 +16,8 @@ its own quoting (``mogrify``), so values are escaped exactly as the database exp
 from __future__ import annotations
 
 import importlib.util
+import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .types import Declared, conform, declared_from_description, rows_to_arrow
@@ -88,6 +90,11 @@ def bind(connection: sa.Connection, sql: str, parameters: list[Any]) -> str | No
     return None
 
 
+_INHERITED: list[Any] = []
+"""ADBC connections a forked process inherited: kept referenced, never closed, because closing
+one would end the parent's session on the socket they share."""
+
+
 class ColumnarReader:
     """One columnar driver for one database URL; ADBC keeps one autocommit connection per process."""
 
@@ -95,26 +102,38 @@ class ColumnarReader:
         self.reader = reader
         self.uri = uri
         self._adbc: Any = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()  # one ADBC connection serves one statement at a time
 
     def fetch(self, sql: str) -> pa.Table:
         if self.reader == "adbc":
-            if self._adbc is None:
-                import adbc_driver_postgresql.dbapi as adbc
-
-                # autocommit: an open transaction would hold locks that block writers' DROP TABLE
-                self._adbc = adbc.connect(self.uri, autocommit=True)
-            try:
-                with self._adbc.cursor() as cursor:
-                    cursor.execute(sql)
-                    return cursor.fetch_arrow_table()
-            except Exception:
-                self.close()  # a broken connection is not reused
-                raise
+            with self._lock:
+                return self._fetch_adbc(sql)
         import connectorx
 
         return connectorx.read_sql(self.uri, sql, return_type="arrow")
 
+    def _fetch_adbc(self, sql: str) -> pa.Table:
+        if self._pid != os.getpid():
+            _INHERITED.append(self._adbc)
+            self._adbc, self._pid = None, os.getpid()
+        if self._adbc is None:
+            import adbc_driver_postgresql.dbapi as adbc
+
+            # autocommit: an open transaction would hold locks that block writers' DROP TABLE
+            self._adbc = adbc.connect(self.uri, autocommit=True)
+        try:
+            with self._adbc.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetch_arrow_table()
+        except Exception:
+            self.close()  # a broken connection is not reused
+            raise
+
     def close(self) -> None:
+        if self._pid != os.getpid():
+            _INHERITED.append(self._adbc)
+            self._adbc = None
         if self._adbc is not None:
             try:
                 self._adbc.close()

@@ -355,3 +355,14 @@ def test_a_write_killed_midway_leaves_the_old_table_readable(database: Database,
     assert not [t for t in adapter.data_tables() if t.lower().startswith("_lamina")]
     adapter.data_write("survivor", PEOPLE, "replace")  # and the table can be written again
     assert adapter.data_read("survivor").table.num_rows == PEOPLE.num_rows
+
+
+def test_staging_tables_of_killed_writes_are_dropped_a_day_later(mariadb: Database) -> None:
+    fresh = f"_lamina_stage_{int(time.time())}_0123abcd"
+    for name in ("_lamina_stage_1000_deadbeef", fresh):
+        mariadb.execute(f"CREATE TABLE {name} (id BIGINT)")
+    mariadb.adapter().data_write("after_a_crash", PEOPLE, "replace")
+    left = {name for (name,) in mariadb.execute("SHOW TABLES LIKE '\\_lamina\\_stage\\_%%'")}
+    assert "_lamina_stage_1000_deadbeef" not in left
+    assert fresh in left  # a staging table younger than a day may belong to a write in progress
+    mariadb.execute(f"DROP TABLE {fresh}")
