@@ -585,6 +585,12 @@ class SQLAlchemyData:
             engine = self.engine
             with self._connection("checking the connection") as connection:
                 connection.exec_driver_sql("SELECT 1").scalar()
+                if self.schema and not sa.inspect(connection).has_schema(self.schema):
+                    return verdict(
+                        False,
+                        f"connected to {self.where}, but the schema {self.schema!r} does not exist",
+                        f"create it (CREATE SCHEMA {self.schema}) or fix data.schema in the stack profile",
+                    )
                 count = len(self._catalog(connection))
                 version = ".".join(str(p) for p in (connection.dialect.server_version_info or ()))
             reader = readers.choose_reader(self.settings.reader, engine.url.get_backend_name())

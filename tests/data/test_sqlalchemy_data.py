@@ -366,3 +366,9 @@ def test_staging_tables_of_killed_writes_are_dropped_a_day_later(mariadb: Databa
     assert "_lamina_stage_1000_deadbeef" not in left
     assert fresh in left  # a staging table younger than a day may belong to a write in progress
     mariadb.execute(f"DROP TABLE {fresh}")
+
+
+def test_check_names_a_missing_schema(postgres: Database) -> None:
+    check = postgres.adapter(schema="no_such_schema_here").data_check()
+    assert not check.ok
+    assert "'no_such_schema_here' does not exist" in check.message and "CREATE SCHEMA" in check.fix
