@@ -82,6 +82,28 @@ def _first_keyword(sql: str) -> str:
     return match.group(0).upper() if match else ""
 
 
+_DEFAULT_DRIVERS = {
+    # dialect without +driver -> (SQLAlchemy's default driver module, the one lamina's extras install)
+    "postgresql": ("psycopg2", "psycopg"),
+    "mysql": ("MySQLdb", "pymysql"),
+    "mariadb": ("mariadb", "pymysql"),
+}
+
+
+def _with_installed_driver(url: sa.URL) -> sa.URL:
+    """``postgresql://`` and ``mysql://`` with the driver that ``lamina[postgres]`` / ``lamina[mysql]``
+    install, when SQLAlchemy's default one (psycopg2, mysqlclient) is not installed."""
+    import importlib.util
+
+    defaults = _DEFAULT_DRIVERS.get(url.drivername)
+    if defaults is None:
+        return url
+    default, ours = defaults
+    if importlib.util.find_spec(default) is None and importlib.util.find_spec(ours) is not None:
+        return url.set(drivername=f"{url.drivername}+{ours}")
+    return url
+
+
 def _search_path(schema: str) -> str:
     """A schema as PostgreSQL's ``search_path`` option takes it (quoted unless plain lower case)."""
     return schema if re.fullmatch(r"[a-z_][a-z0-9_$]*", schema) else '"' + schema.replace('"', '""') + '"'
@@ -135,6 +157,7 @@ class SQLAlchemyData:
             raise DataError(str(exc)) from None
         if password is not None:
             url = url.set(password=password)
+        url = _with_installed_driver(url)
         if self.schema and url.get_backend_name() in ("mysql", "mariadb"):
             url = url.set(database=self.schema)
         elif self.schema and url.get_backend_name() == "postgresql" and "options" not in url.query:
@@ -542,7 +565,7 @@ class SQLAlchemyData:
         import sqlalchemy as sa
 
         columns = sa.inspect(connection).get_columns(stored, schema=self.schema)
-        return [declared_from_reflection(self.backend, c["type"]) for c in columns]
+        return [declared_from_reflection(self.backend, c["type"], c.get("comment")) for c in columns]
 
     def _comment_in_transaction(self, connection: sa.Connection, stored: str) -> str | None:
         import sqlalchemy as sa

@@ -56,9 +56,16 @@ def sql_type(field: pa.Field) -> Any:
     if t.is_date(typ):
         return sa.Date()
     if t.is_timestamp(typ):
-        return sa.DateTime(timezone=typ.tz is not None)
+        from sqlalchemy.dialects import mysql
+
+        # MySQL's DATETIME keeps whole seconds unless asked for microseconds
+        return sa.DateTime(timezone=typ.tz is not None).with_variant(
+            mysql.DATETIME(fsp=6), "mysql", "mariadb"
+        )
     if t.is_time(typ):
-        return sa.Time()
+        from sqlalchemy.dialects import mysql
+
+        return sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
     raise DataError(
         f"column {field.name!r} has the type {typ}, which the sqlalchemy data adapter cannot store: "
         "convert it first (nested values to a JSON string column, durations to numbers)."
@@ -74,12 +81,46 @@ class Declared:
     """Exact ``(precision, scale)``: keep the values as ``decimal128``."""
     scale: int | None = None
     """The scale a query's decimal result column has (MySQL's metadata), when the values lost it."""
+    timestamp: tuple[str, str | None] | None = None
+    """The Arrow unit and time zone a timestamp column was written with (from its column comment)."""
 
 
-def declared_from_reflection(dialect: str, column_type: Any) -> Declared:
-    """A reflected column type (``Inspector.get_columns``) as :class:`Declared`."""
+TIMESTAMP_COMMENT = "lamina:timestamp="
+
+
+def column_comment(field: pa.Field) -> str | None:
+    """A column comment that lets ``data_read`` restore what SQL types lose: a timestamp's unit
+    (databases keep microseconds) and time zone (MySQL's ``DATETIME`` has none)."""
+    import pyarrow.types as t
+
+    typ = field.type
+    if t.is_timestamp(typ) and (typ.unit == "ns" or typ.tz is not None):
+        return f"{TIMESTAMP_COMMENT}{typ.unit};{typ.tz or ''}"
+    return None
+
+
+def for_storage(dialect: str, table: pa.Table) -> pa.Table:
+    """Columns as the database stores them: on MySQL, zoned timestamps as UTC wall-clock time."""
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    if dialect not in ("mysql", "mariadb"):
+        return table
+    columns = [
+        c.cast(pa.timestamp(c.type.unit)) if t.is_timestamp(c.type) and c.type.tz else c
+        for c in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def declared_from_reflection(dialect: str, column_type: Any, comment: str | None = None) -> Declared:
+    """A reflected column (``Inspector.get_columns``: its type and comment) as :class:`Declared`."""
     import sqlalchemy as sa
 
+    if comment and comment.startswith(TIMESTAMP_COMMENT) and isinstance(column_type, sa.DateTime):
+        unit, _, zone = comment[len(TIMESTAMP_COMMENT) :].partition(";")
+        if unit in ("s", "ms", "us", "ns"):
+            return Declared(timestamp=(unit, zone or None))
     if isinstance(column_type, sa.Boolean):
         return Declared(boolean=True)
     if dialect in ("mysql", "mariadb"):
@@ -161,6 +202,8 @@ def conform(table: pa.Table, declared: list[Declared] | None) -> pa.Table:
         target: pa.DataType | None = None
         if known.boolean and (t.is_integer(typ) or t.is_boolean(typ)):
             target = pa.bool_()
+        elif known.timestamp and t.is_timestamp(typ):
+            target = pa.timestamp(*known.timestamp)
         elif numeric_text or t.is_decimal(typ):
             target = pa.decimal128(*known.decimal) if known.decimal else _computed_decimal(column, known)
         elif t.is_large_string(typ) or str(typ) == "string_view":

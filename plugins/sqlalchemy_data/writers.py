@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from .types import sql_type
+from .types import column_comment, for_storage, sql_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,7 +26,10 @@ def create_table(
     """``CREATE TABLE`` with a column per Arrow field, in each dialect's own types."""
     import sqlalchemy as sa
 
-    columns = [sa.Column(field.name, sql_type(field), nullable=True) for field in table.schema]
+    columns = [
+        sa.Column(field.name, sql_type(field), nullable=True, comment=column_comment(field))
+        for field in table.schema
+    ]
     sa.Table(name, sa.MetaData(), *columns, schema=schema, comment=comment).create(connection)
 
 
@@ -67,6 +70,7 @@ def load_rows(
     """Insert every row of ``table`` into the existing table ``name`` (columns matched by name)."""
     if table.num_rows == 0:
         return
+    table = for_storage(connection.dialect.name, table)
     preparer = connection.dialect.identifier_preparer
     qualified = (f"{preparer.quote_schema(schema)}." if schema else "") + preparer.quote(name)
     if _copy_supported(connection, table):

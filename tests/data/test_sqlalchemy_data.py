@@ -372,3 +372,41 @@ def test_check_names_a_missing_schema(postgres: Database) -> None:
     check = postgres.adapter(schema="no_such_schema_here").data_check()
     assert not check.ok
     assert "'no_such_schema_here' does not exist" in check.message and "CREATE SCHEMA" in check.fix
+
+
+def test_times_dates_and_narrow_numbers_read_back_as_written(database: Database) -> None:
+    import datetime as dt
+
+    moment = dt.datetime(2024, 1, 2, 3, 4, 5, 678901)
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "small": pa.array([7, None], pa.int32()),
+            "ratio": pa.array([0.5, None], pa.float32()),
+            "at": pa.array([moment, None], pa.timestamp("us")),
+            "at_ns": pa.array([moment, None], pa.timestamp("ns")),  # pandas' datetime64[ns]
+            "at_utc": pa.array([moment.replace(tzinfo=dt.UTC), None], pa.timestamp("us", "UTC")),
+            "day": pa.array([dt.date(2024, 2, 29), None]),
+            "label": pa.array(["a", "b"]).dictionary_encode(),
+        }
+    )
+    adapter = database.adapter()
+    written = adapter.data_write("moments", table, "replace")
+    result = adapter.data_read("moments")
+    expected = table.set_column(7, "label", table.column("label").cast(pa.string()))
+    assert result.table.sort_by("id").equals(expected), result.table.schema
+    assert result.snapshot.handle == written.handle
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_a_url_without_a_driver_takes_the_installed_one(kind: str, request: pytest.FixtureRequest) -> None:
+    import importlib.util
+
+    database: Database = request.getfixturevalue("postgres" if kind == "postgresql" else "mariadb")
+    default = "psycopg2" if kind == "postgresql" else "MySQLdb"
+    if importlib.util.find_spec(default) is not None:
+        pytest.skip(f"{default} is installed: SQLAlchemy's default driver serves the URL")
+    plain = database.url.replace("+psycopg", "").replace("+pymysql", "")
+    adapter = Database(kind, plain, database.schema, "").adapter()
+    adapter.data_write("plain_url", PEOPLE, "replace")
+    assert adapter.data_read("plain_url").table.num_rows == 3
