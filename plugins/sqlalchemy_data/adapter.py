@@ -36,7 +36,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lamina.data_tools import (
@@ -58,13 +57,13 @@ from .errors import ConnectionDropped, LoginRefused, translate, unknown_dialect
 from .params import portable_placeholders
 from .settings import SQLAlchemySettings
 from .types import Declared, declared_from_reflection
+from .versions import VersionRecords, table_token_comment
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import sqlalchemy as sa
 
 ADAPTER_NAME = "sqlalchemy"
-VERSIONS_TABLE = "_lamina_versions"
 STAGE_PREFIX = "_lamina_stage_"
 OLD_PREFIX = "_lamina_old_"
 ABANDONED_AFTER = 24 * 3600
@@ -116,22 +115,13 @@ def _begin(connection: sa.Connection) -> Any:
     return connection.begin()
 
 
-@dataclass(frozen=True)
-class Record:
-    """A table's row in ``_lamina_versions``, and on MySQL the table's comment (its token)."""
-
-    version: str
-    rows: int
-    token: str
-    comment: str | None = None
-
-
 class SQLAlchemyData:
     """Data-layer plugin over one database (and schema) through SQLAlchemy; see the module docstring."""
 
     def __init__(self, settings: SQLAlchemySettings, context: AdapterContext) -> None:
         self.settings = settings
         self.schema = settings.schema_
+        self.records = VersionRecords(self.schema)
         self._engine: sa.Engine | None = None
         self._columnar: readers.ColumnarReader | None = None
         self._pid = 0
@@ -248,85 +238,6 @@ class SQLAlchemyData:
         place = f"schema {self.schema}" if self.schema else self.where
         return f"Tables in {place}: " + (", ".join(names) if names else "none yet") + "."
 
-    # -- versions --------------------------------------------------------------------------
-
-    def _versions_table(self) -> Any:
-        import sqlalchemy as sa
-
-        return sa.Table(
-            VERSIONS_TABLE,
-            sa.MetaData(),
-            sa.Column("name", sa.String(255), primary_key=True),
-            sa.Column("version", sa.String(80), nullable=False),
-            sa.Column("rows", sa.BigInteger, nullable=False),
-            sa.Column("token", sa.String(40), nullable=False),
-            sa.Column("written_at", sa.DateTime(timezone=True), nullable=False),
-            schema=self.schema,
-        )
-
-    def _ensure_versions_table(self) -> None:
-        import sqlalchemy as sa
-
-        table = self._versions_table()
-        with self._connection("creating the table of versions") as connection:
-            if sa.inspect(connection).has_table(VERSIONS_TABLE, schema=self.schema):
-                return
-            try:
-                with _begin(connection):
-                    table.create(connection, checkfirst=True)
-            except sa.exc.DBAPIError:  # another process created it meanwhile
-                if not sa.inspect(connection).has_table(VERSIONS_TABLE, schema=self.schema):
-                    raise
-
-    def _record(self, connection: sa.Connection, stored: str) -> Record | None:
-        import sqlalchemy as sa
-
-        table = self._versions_table()
-        try:
-            row = connection.execute(
-                sa.select(table.c.version, table.c.rows, table.c.token).where(table.c.name == stored.lower())
-            ).first()
-        except sa.exc.DBAPIError:  # no versions table yet
-            connection.rollback()
-            return None
-        finally:
-            if connection.in_transaction():
-                connection.rollback()  # a read must not hold locks that block a writer
-        if row is None:
-            return None
-        comment = self._comment(connection, stored) if self.backend in ("mysql", "mariadb") else None
-        return Record(str(row[0]), int(row[1]), str(row[2]), comment)
-
-    def _comment(self, connection: sa.Connection, stored: str) -> str | None:
-        comment = self._comment_in_transaction(connection, stored)
-        connection.rollback()
-        return comment
-
-    def _trusted(self, before: Record | None, after: Record | None, rows: int) -> str | None:
-        """The recorded version, if the rows read are exactly the ones it describes."""
-        if before is None or before != after or before.rows != rows:
-            return None
-        if self.backend in ("mysql", "mariadb") and before.comment != f"lamina:{before.token}":
-            return None
-        return before.version
-
-    def _write_record(
-        self, connection: sa.Connection, stored: str, version: str, rows: int, token: str
-    ) -> None:
-        import sqlalchemy as sa
-
-        table = self._versions_table()
-        connection.execute(sa.delete(table).where(table.c.name == stored.lower()))
-        connection.execute(
-            sa.insert(table).values(
-                name=stored.lower(),
-                version=version,
-                rows=rows,
-                token=token,
-                written_at=dt.datetime.now(dt.UTC),
-            )
-        )
-
     # -- reading ---------------------------------------------------------------------------
 
     def _fetch(
@@ -349,10 +260,11 @@ class SQLAlchemyData:
                     bound, declared = None, None
             if bound is not None:
                 return readers.fetch_columnar(reader, bound, declared)
+        inside = connection.in_transaction()  # an append's transaction is the caller's to end
         try:
             return readers.fetch_dbapi(connection, sql, parameters, declared, self.settings.batch_rows)
         finally:
-            if connection.in_transaction():
+            if not inside and connection.in_transaction():
                 connection.rollback()
 
     def _failed(
@@ -408,7 +320,7 @@ class SQLAlchemyData:
                 )
             declared = self._declared(connection, stored)
             connection.rollback()
-            before = self._record(connection, stored)
+            before = self.records.read(connection, stored)
             sql = f"SELECT * FROM {self.qualified(stored)}"
             try:
                 table = self._fetch(connection, sql, None, declared)
@@ -416,8 +328,8 @@ class SQLAlchemyData:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise self._failed(exc, connection, f"reading table {stored!r}", sql) from exc
-            after = self._record(connection, stored)
-        version = self._trusted(before, after, table.num_rows) or digest_table(table)
+            after = self.records.read(connection, stored)
+        version = VersionRecords.trusted(self.backend, before, after, table.num_rows) or digest_table(table)
         return read_result(ADAPTER_NAME, stored, table, {"tables": {stored: version}})
 
     # -- writing ---------------------------------------------------------------------------
@@ -436,7 +348,8 @@ class SQLAlchemyData:
         for field in table.schema:
             sql_type(field)  # refuse unstorable columns before touching the database
         incoming = digest_table(table)
-        self._ensure_versions_table()
+        with self._connection("creating the table of versions") as connection:
+            self.records.ensure(connection)
         doing = f"writing table {name!r} ({mode})"
         with self._connection(doing) as connection:
             stored = self._catalog(connection).get(name.lower())
@@ -468,7 +381,7 @@ class SQLAlchemyData:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified(stored)}")
             writers.create_table(connection, stored, self.schema, table)
             writers.load_rows(connection, stored, self.schema, table, self.settings.batch_rows)
-            self._write_record(connection, stored, version, table.num_rows, uuid.uuid4().hex)
+            self.records.write(connection, stored, version, table.num_rows, uuid.uuid4().hex)
         return table.num_rows
 
     def _swap_in(self, connection: sa.Connection, stored: str, table: pa.Table, version: str) -> int:
@@ -479,7 +392,7 @@ class SQLAlchemyData:
         self._drop_abandoned_stages(connection)
         stamp = f"{int(time.time())}_{token[:8]}"
         stage, old = f"{STAGE_PREFIX}{stamp}", f"{OLD_PREFIX}{stamp}"
-        comment = f"lamina:{token}" if self.backend in ("mysql", "mariadb") else None
+        comment = table_token_comment(token) if self.backend in ("mysql", "mariadb") else None
         try:
             writers.create_table(connection, stage, self.schema, table, comment=comment)
             connection.commit()
@@ -504,7 +417,7 @@ class SQLAlchemyData:
                 connection.commit()
             raise
         with _begin(connection):
-            self._write_record(connection, stored, version, table.num_rows, token)
+            self.records.write(connection, stored, version, table.num_rows, token)
         with contextlib.suppress(Exception):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified(old)}")
             connection.commit()
@@ -540,12 +453,16 @@ class SQLAlchemyData:
             )
         table = table.rename_columns([existing[n.lower()] for n in table.column_names])
         target = self.qualified(stored)
+        token = uuid.uuid4().hex
+        if self.backend in ("mysql", "mariadb"):
+            current = self.records.read(connection, stored)
+            if current is None or current.comment != table_token_comment(current.token):
+                # a table Lamina did not write: give it a token first (DDL commits at once on MySQL)
+                connection.exec_driver_sql(f"ALTER TABLE {target} COMMENT = '{table_token_comment(token)}'")
+                connection.commit()
         with _begin(connection):
-            record = self._record_in_transaction(connection, stored)  # locks the record: appends queue
+            record = self.records.read_locked(connection, stored)  # appends to one table queue here
             before = int(connection.exec_driver_sql(f"SELECT COUNT(*) FROM {target}").scalar_one())
-            if record is not None and self.backend in ("mysql", "mariadb"):
-                comment = self._comment_in_transaction(connection, stored)
-                record = record if comment == f"lamina:{record.token}" else None
             if record is not None and record.rows == before:
                 previous = record.version
             else:  # written by another tool, or changed outside Lamina: hash what is there
@@ -557,8 +474,8 @@ class SQLAlchemyData:
             writers.load_rows(connection, stored, self.schema, table, self.settings.batch_rows)
             rows = before + table.num_rows
             version = chain_versions(previous, incoming)
-            token = record.token if record is not None else uuid.uuid4().hex
-            self._write_record(connection, stored, version, rows, token)
+            token = record.token if record is not None else token
+            self.records.write(connection, stored, version, rows, token)
         return version, rows
 
     def _declared(self, connection: sa.Connection, stored: str) -> list[Declared]:
@@ -566,26 +483,6 @@ class SQLAlchemyData:
 
         columns = sa.inspect(connection).get_columns(stored, schema=self.schema)
         return [declared_from_reflection(self.backend, c["type"], c.get("comment")) for c in columns]
-
-    def _comment_in_transaction(self, connection: sa.Connection, stored: str) -> str | None:
-        import sqlalchemy as sa
-
-        row = connection.execute(
-            sa.text(
-                "SELECT TABLE_COMMENT FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :name"
-            ),
-            {"schema": self.schema, "name": stored},
-        ).first()
-        return None if row is None else str(row[0])
-
-    def _record_in_transaction(self, connection: sa.Connection, stored: str) -> Record | None:
-        import sqlalchemy as sa
-
-        table = self._versions_table()
-        query = sa.select(table.c.version, table.c.rows, table.c.token).where(table.c.name == stored.lower())
-        row = connection.execute(query.with_for_update()).first()
-        return None if row is None else Record(str(row[0]), int(row[1]), str(row[2]))
 
     # -- catalogue, health -----------------------------------------------------------------
 

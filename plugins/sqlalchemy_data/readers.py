@@ -171,12 +171,12 @@ def fetch_dbapi(
     batch_rows: int,
 ) -> pa.Table:
     """Rows through the dialect's DB-API driver, with a server-side cursor, a batch at a time."""
-    streaming = connection.execution_options(stream_results=True, max_row_buffer=batch_rows)
-    result = (
-        streaming.exec_driver_sql(sql, tuple(parameters))
-        if parameters
-        else streaming.exec_driver_sql(literal_percent(connection, sql))
-    )
+    # options for this statement only: Connection.execution_options() would change the connection
+    streaming = {"stream_results": True, "max_row_buffer": batch_rows}
+    if parameters:
+        result = connection.exec_driver_sql(sql, tuple(parameters), execution_options=streaming)
+    else:
+        result = connection.exec_driver_sql(literal_percent(connection, sql), execution_options=streaming)
     try:
         names = list(result.keys())
         description = result.cursor.description if result.cursor is not None else None

@@ -410,3 +410,19 @@ def test_a_url_without_a_driver_takes_the_installed_one(kind: str, request: pyte
     adapter = Database(kind, plain, database.schema, "").adapter()
     adapter.data_write("plain_url", PEOPLE, "replace")
     assert adapter.data_read("plain_url").table.num_rows == 3
+
+
+@pytest.mark.parametrize("reader", ["auto", "dbapi"])
+def test_appending_to_a_table_made_by_another_tool(database: Database, reader: str) -> None:
+    name = f"foreign_{reader}"
+    database.execute(f"DROP TABLE IF EXISTS {database.qualified(name)}")
+    database.execute(f"CREATE TABLE {database.qualified(name)} (id BIGINT, name VARCHAR(20))")
+    database.execute(f"INSERT INTO {database.qualified(name)} VALUES (1, 'made'), (2, 'elsewhere')")
+    adapter = database.adapter(reader=reader)
+    before = adapter.data_read(name).snapshot.handle["tables"][name]
+    more = pa.table({"id": pa.array([3], pa.int64()), "name": ["appended"]})
+    written = adapter.data_write(name, more, "append")
+    result = adapter.data_read(name)
+    assert result.table.sort_by("id").column("name").to_pylist() == ["made", "elsewhere", "appended"]
+    assert written.rows == 3 and result.snapshot.handle == written.handle
+    assert written.handle["tables"][name] != before
