@@ -15,7 +15,8 @@ atomicity of writes:
 * **Versions** are content hashes made with :mod:`lamina.data_tools`, so equal rows have equal
   versions here, in DuckDB and in SQLite. Each write records its table's version in
   ``_lamina_versions`` (``replace``: the rows' hash; ``append``: the previous version chained
-  with the appended rows' hash), with a token unique to the write. A read takes the recorded
+  with the appended rows' hash), with a token of the table's generation (new with each
+  ``replace``). A read takes the recorded
   version only if the record is the same before and after the rows were read and counts as
   many rows (on MySQL the token must also be the table's comment, which the rename carries);
   otherwise, as for tables written by other tools, it hashes the rows it read. A query's
@@ -154,6 +155,12 @@ class SQLAlchemyData:
             url = url.update_query_dict({"options": f"-csearch_path={_search_path(self.schema)}"})
         return url
 
+    def _password(self) -> str | None:
+        try:
+            return self.url().password or None
+        except DataError:
+            return None
+
     @property
     def where(self) -> str:
         """The database as messages show it: the URL with its password hidden."""
@@ -206,7 +213,7 @@ class SQLAlchemyData:
         except LaminaError:
             raise
         except (sa.exc.DBAPIError, sa.exc.SQLAlchemyError) as exc:
-            raise translate(exc, doing, self.where, sql) from exc
+            raise translate(exc, doing, self.where, sql, self._password()) from exc
 
     def _columnar_reader(self) -> readers.ColumnarReader | None:
         reader = readers.choose_reader(self.settings.reader, self.engine.url.get_backend_name())
@@ -270,7 +277,7 @@ class SQLAlchemyData:
     def _failed(
         self, exc: BaseException, connection: sa.Connection | None, doing: str, sql: str
     ) -> LaminaError:
-        error = translate(exc, doing, self.where, sql)
+        error = translate(exc, doing, self.where, sql, self._password())
         if type(error) is DataError and connection is not None and _UNDEFINED_TABLE.search(str(error)):
             with contextlib.suppress(Exception):
                 return DataError(f"{error}\n{self._available(connection)}")
@@ -367,7 +374,7 @@ class SQLAlchemyData:
             except LaminaError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                error = translate(exc, doing, self.where)
+                error = translate(exc, doing, self.where, secret=self._password())
                 columns = ", ".join(f"{f.name} {f.type}" for f in table.schema)
                 raise type(error)(
                     f"{error}; the table was not changed (incoming columns: {columns})"

@@ -99,10 +99,17 @@ def driver_message(exc: BaseException) -> str:
     return text.split("\n[SQL:")[0].strip()
 
 
-def translate(exc: BaseException, doing: str, where: str, sql: str = "") -> DataError:
-    """A Lamina error for ``exc``, raised while ``doing`` (e.g. "reading table 'x'") on ``where``."""
+def translate(
+    exc: BaseException, doing: str, where: str, sql: str = "", secret: str | None = None
+) -> DataError:
+    """A Lamina error for ``exc``, raised while ``doing`` (e.g. "reading table 'x'") on ``where``.
+
+    :param secret: the password, masked wherever a driver quoted it (connectorx repeats its URL).
+    """
     kind = classify(exc)
     message = driver_message(exc)
+    if secret:
+        message = message.replace(secret, "***")
     if kind == "login":
         return LoginRefused(
             f"{where} refused the login while {doing}: {message}. Check the user, the database name "
