@@ -1,13 +1,13 @@
 """Conformance tests for data adapters (the ``DataSpec`` layer), in the style of fsspec's.
 
 Every data adapter, first-party or third-party, runs the same suite: subclass
-:class:`DataAdapterSuite` and provide a ``data_adapter`` fixture that returns a constructed
+:class:`DataSuite` and provide a ``data_adapter`` fixture that returns a constructed
 adapter plugin object (the object whose ``@hookimpl`` methods implement ``DataSpec``) over a
 writable place nobody else uses (a temporary project, a fresh schema)::
 
-    from lamina.testing.data_suite import DataAdapterSuite
+    from lamina.testing import DataSuite
 
-    class TestMyWarehouse(DataAdapterSuite):
+    class TestMyWarehouse(DataSuite):
         @pytest.fixture
         def data_adapter(self, tmp_path):
             return MyWarehouseData(MyWarehouseSettings(...), context)
@@ -18,32 +18,17 @@ differ; a subclass adapts the suite through a few class attributes and methods:
 
 * ``placeholder``: how the dialect writes a positional query parameter (``None`` skips the
   parameter test);
-* :meth:`DataAdapterSuite.snapshot_key`: the part of a snapshot's handle that identifies the
+* :meth:`DataSuite.snapshot_key`: the part of a snapshot's handle that identifies the
   data version (adapters whose handles carry a query id or a time override it);
-* :meth:`DataAdapterSuite.rows`: how a result is turned into comparable rows;
+* :meth:`DataSuite.rows`: how a result is turned into comparable rows;
 * ``booleans_in_queries`` and ``exact_averages``: where the adapter's database leaves the
   portable types below (SQLite has no boolean type; Snowflake's ``AVG`` is an exact ``NUMBER``).
 
 The portable types, and how each maps to Arrow on every adapter (the suite checks them):
 
-============================  =====================================================================
-written / computed            read back as
-============================  =====================================================================
-``int64``, ``COUNT(*)``       an Arrow integer (``int64`` for written columns)
-``float64``                   ``float64``
-``string`` (and ``""``)       ``string``; an empty string stays empty, a null stays null
-``bool``                      ``bool`` from ``data_read``, even where the database stores booleans as
-                              integers (MariaDB's ``TINYINT(1)``); in a query result ``bool`` too,
-                              unless ``booleans_in_queries = "integer"`` (then 0 / 1)
-``SUM`` of integers           a number equal to the sum: an integer, a ``decimal128(p, 0)`` (DuckDB)
-                              or a ``float64``, never text
-``AVG`` (a ``Decimal`` in     ``float64`` (DuckDB, SQLite, and the ``sqlalchemy`` adapter, which
-PostgreSQL and MariaDB)       returns computed decimals as DuckDB does), or an exact ``decimal128``
-                              where ``exact_averages`` is set; never text
-============================  =====================================================================
-
-For pytest's detailed assertion messages, call
-``pytest.register_assert_rewrite("lamina.testing.data_suite")`` before importing this module.
+============================  ==============================================================
+``DataAdapterSuite`` is the suite's earlier name, kept as an alias. The pytest plugin
+registers this module for assertion rewriting.
 """
 
 from __future__ import annotations
@@ -81,7 +66,7 @@ VISITS = pa.table(
 )
 
 
-class DataAdapterSuite:
+class DataSuite:
     """The behaviour every data adapter promises. Subclass it and provide ``data_adapter``."""
 
     placeholder: ClassVar[str | None] = "?"
@@ -357,3 +342,7 @@ class DataAdapterSuite:
     def test_close_after_use(self, data_adapter: Any, new_name: Callable[[str], str]) -> None:
         data_adapter.data_write(new_name("people"), PEOPLE, "replace")
         assert data_adapter.data_close() is None
+
+
+DataAdapterSuite = DataSuite
+"""The suite's earlier name, kept so existing adapters' tests keep working."""

@@ -1,12 +1,13 @@
 """Compile a flow's graph into an Amazon States Language state machine.
 
 Each step is one ``arn:aws:states:::sagemaker:createTrainingJob.sync`` Task, whose container runs
-``python -m lamina.plugins.aws.container deployed --step S --run-id R [--frame ...]`` (see
-:mod:`lamina.plugins.aws.container`). A static branch becomes a ``Parallel`` state, a foreach a
-``Map`` state over the indices ``0..count-1``, where ``count`` comes from the foreach task's
-completion record in S3 (an ``aws-sdk:s3:getObject`` Task). Before the first step, the run's
-parameters are written to the blob store (``runs/{flow}/{run}/params.json``, an
-``aws-sdk:s3:putObject`` Task), where every task reads them. The execution's name is the run id.
+Lamina's deployed-task entry point (``python -m lamina.plugins.aws deployed --boot ... --step S
+--run-id R [--frame ...]``, see :mod:`lamina.runtime.deployed`). A static branch becomes a
+``Parallel`` state, a foreach a ``Map`` state over the indices ``0..count-1``, where ``count``
+comes from the foreach task's completion record in S3 (an ``aws-sdk:s3:getObject`` Task). Before
+the first step, the run's parameters are written to the run store (an ``aws-sdk:s3:putObject``
+Task), where every task reads them. Both keys come from the run store's key templates; the
+execution's name is the run id.
 
 Every state carries ``$.lamina``: the run id, the task id ``t`` ("0", "3", "3.1") and, inside
 foreach bodies, one frame string per level (``f0``, ``f1``: ``"step:index:count"``).
@@ -18,10 +19,14 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Callable
 from typing import Any
 
 SAGEMAKER_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+SAGEMAKER_CREATE = "arn:aws:states:::sagemaker:createTrainingJob"
+SAGEMAKER_DESCRIBE = "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob"
+POLL_SECONDS = 2
 S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
 S3_PUT = "arn:aws:states:::aws-sdk:s3:putObject"
 MAX_FOREACH = 1000
@@ -44,48 +49,6 @@ def array(*items: str) -> str:
     return f"States.Array({', '.join(items)})"
 
 
-def input_rule(steps: dict[str, Any], name: str) -> dict[str, Any]:
-    """How a task of ``name`` finds its inputs (what the scheduler does, as data).
-
-    ``none`` (start), ``parent`` (same task id), ``foreach-parent`` (the foreach step, one level
-    out), ``branches`` (a static join: the branches' last steps, in the scheduler's order),
-    ``foreach-join`` (every task of the body's last step).
-    """
-    node = steps[name]
-    parents = [p for p, info in steps.items() if name in info["next"]]
-    if not parents:
-        return {"kind": "none"}
-    if node["join"]:
-        split = next(s for s, info in steps.items() if info.get("matching_join") == name)
-        if steps[split]["foreach"]:
-            return {"kind": "foreach-join", "foreach": split, "step": parents[0]}
-        ordered = sorted(parents, key=lambda p: steps[p]["line"])
-        return {"kind": "branches", "steps": ordered}
-    parent = parents[0]
-    if steps[parent]["foreach"]:
-        return {"kind": "foreach-parent", "step": parent}
-    return {"kind": "parent", "step": parent}
-
-
-def task_template(flow: dict[str, Any]) -> dict[str, Any]:
-    """What each deployed task needs besides its run id and frames (stored in S3 at deploy)."""
-    steps = flow["steps"]
-    out: dict[str, Any] = {}
-    for name, info in steps.items():
-        deco = info.get("decorators", {})
-        resources = {k: v for k, v in (deco.get("resources") or {}).items() if v is not None}
-        retry = deco.get("retry") or {}
-        rule = input_rule(steps, name)
-        out[name] = {
-            "inputs": rule,
-            "first_in_foreach": rule["kind"] == "foreach-parent",
-            "resources": resources,
-            "timeout": deco.get("timeout"),
-            "max_attempts": 1 + int(retry.get("times", 0)) if retry else 1,
-        }
-    return out
-
-
 class Compiler:
     """Builds the state machine; ``task_parameters(step)`` gives the static part of each job request."""
 
@@ -93,18 +56,28 @@ class Compiler:
         self,
         flow: dict[str, Any],
         *,
-        template_uri: str,
         bucket: str,
         prefix: str,
         task_parameters: Callable[[str], dict[str, Any]],
+        task_arguments: Callable[[str], list[str]],
+        key_template: Callable[..., str],
         job_name_stem: Callable[[str], str],
         secrets_arn: str | None = None,
         max_concurrency: int = 0,
+        wait: str = "sync",
+        poll_seconds: int = POLL_SECONDS,
     ) -> None:
+        """:param task_arguments: a step's static container arguments (``deployed --boot ...``).
+        :param key_template: the run store's ``key_template(kind, flow, step)``.
+        :param wait: ``sync`` (Step Functions' ``.sync`` integration waits for each job) or
+            ``poll`` (a create, wait, describe, choice loop, with ``@retry`` compiled into it)."""
+        self.wait = wait
+        self.poll_seconds = poll_seconds
         self.flow = flow
         self.steps: dict[str, Any] = flow["steps"]
         self.name = flow["name"]
-        self.template_uri = template_uri
+        self.task_arguments = task_arguments
+        self.key_template = key_template
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.task_parameters = task_parameters
@@ -114,20 +87,71 @@ class Compiler:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _arguments(self, step: str, depth: int) -> tuple[str, int]:
+    def _arguments(self, step: str, depth: int, attempt: str = "$$.State.RetryCount") -> tuple[str, int]:
         """``ContainerArguments.$`` and the index of the attempt argument in it."""
         items: list[str] = []
         if self.secrets_arn:
             items += [lit("--secrets"), lit(self.secrets_arn)]
-        items += [lit("deployed"), lit("--template"), lit(self.template_uri), lit("--step"), lit(step)]
+        items += [lit(arg) for arg in self.task_arguments(step)]
         items += [lit("--run-id"), "$.lamina.run_id", lit("--attempt")]
         attempt_index = len(items)
-        items.append(fmt(("$$.State.RetryCount",)))
+        items.append(fmt((attempt,)))
         for level in range(depth):
             items += [lit("--frame"), f"$.lamina.f{level}"]
         return array(*items), attempt_index
 
-    def task(self, step: str, depth: int) -> dict[str, Any]:
+    def task(self, step: str, depth: int) -> tuple[dict[str, dict[str, Any]], str]:
+        """The states that run one task of ``step`` (the first is named ``step``) and the name of
+        the last, which the caller links onward."""
+        if self.wait == "poll":
+            return self._poll_task(step, depth)
+        return {step: self._sync_task(step, depth)}, step
+
+    def _poll_task(self, step: str, depth: int) -> tuple[dict[str, dict[str, Any]], str]:
+        """create job -> wait -> describe -> choice: done, still running, or failed; a failed
+        attempt starts the next one while ``@retry`` allows (Step Functions' own ``Retry`` never
+        sees a job fail in this form)."""
+        params = json.loads(json.dumps(self.task_parameters(step)))
+        params.pop("TrainingJobName", None)
+        params["TrainingJobName.$"] = "$.job.name"
+        algo = params["AlgorithmSpecification"]
+        algo.pop("ContainerArguments", None)
+        arguments, _ = self._arguments(step, depth, attempt="$.try.n")
+        algo["ContainerArguments.$"] = arguments
+        retry = self.steps[step].get("decorators", {}).get("retry") or {}
+        attempts = 1 + int(retry.get("times", 0) or 0)
+        pause = max(1, int(60 * float(retry.get("minutes_between_retries", 0) or 0)))
+        n = {k: f"{step}: {k}" for k in ("name", "create", "wait", "describe", "check", "again", "retry", "failed", "done")}
+        states: dict[str, dict[str, Any]] = {
+            step: {"Type": "Pass", "Comment": f"step {step}: attempt 0", "Result": {"n": 0},
+                   "ResultPath": "$.try", "Next": n["name"]},
+            n["name"]: {"Type": "Pass", "Parameters": {"name.$": fmt(f"{self.job_name_stem(step)}-", ("States.UUID()",))},
+                        "ResultPath": "$.job", "Next": n["create"]},
+            n["create"]: {"Type": "Task", "Comment": f"step {step}: one SageMaker training job per attempt",
+                          "Resource": SAGEMAKER_CREATE, "Parameters": params, "ResultPath": None, "Next": n["wait"]},
+            n["wait"]: {"Type": "Wait", "Seconds": self.poll_seconds, "Next": n["describe"]},
+            n["describe"]: {"Type": "Task", "Resource": SAGEMAKER_DESCRIBE,
+                            "Parameters": {"TrainingJobName.$": "$.job.name"},
+                            "ResultSelector": {"status.$": "$.TrainingJobStatus"}, "ResultPath": "$.job_status",
+                            "Next": n["check"]},
+            n["check"]: {"Type": "Choice", "Choices": [
+                {"Variable": "$.job_status.status", "StringEquals": "Completed", "Next": n["done"]},
+                {"Or": [{"Variable": "$.job_status.status", "StringEquals": "InProgress"},
+                        {"Variable": "$.job_status.status", "StringEquals": "Stopping"}], "Next": n["wait"]},
+            ], "Default": n["retry"]},
+            n["retry"]: {"Type": "Choice", "Comment": f"@retry: {attempts} attempt(s) in all",
+                         "Choices": [{"Variable": "$.try.n", "NumericLessThan": attempts - 1, "Next": n["again"]}],
+                         "Default": n["failed"]},
+            n["again"]: {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.try.n, 1)"}, "ResultPath": "$.try",
+                         "Next": f"{step}: pause"},
+            f"{step}: pause": {"Type": "Wait", "Seconds": pause, "Next": n["name"]},
+            n["failed"]: {"Type": "Fail", "Error": "LaminaTaskFailed",
+                          "Cause": f"step {step}: the task's last attempt failed (see its record and logs)"},
+            n["done"]: {"Type": "Pass", "Parameters": {"attempt.$": fmt(("$.try.n",))}, "ResultPath": "$.split"},
+        }  # fmt: skip
+        return states, n["done"]
+
+    def _sync_task(self, step: str, depth: int) -> dict[str, Any]:
         params = json.loads(json.dumps(self.task_parameters(step)))
         params.pop("TrainingJobName", None)
         params["TrainingJobName.$"] = fmt(f"{self.job_name_stem(step)}-", ("States.UUID()",))
@@ -159,15 +183,21 @@ class Compiler:
             state["ResultPath"] = "$.split"
         return state
 
+    def _key(self, template: str, **paths: str) -> str:
+        """A run store key template as ``States.Format``, placeholders bound to state paths."""
+        parts: list[str | tuple[str]] = [self.prefix]
+        for literal, field, _, _ in string.Formatter().parse(template):
+            parts.append(literal)
+            if field is not None:
+                parts.append((paths[field],))
+        return fmt(*parts)
+
     def _record_key(self, step: str) -> str:
-        return fmt(
-            f"{self.prefix}runs/{self.name}/",
-            ("$.lamina.run_id",),
-            f"/{step}/",
-            ("$.lamina.t",),
-            "/",
-            ("$.split.attempt",),
-            "/record.json",
+        return self._key(
+            self.key_template("record", self.name, step),
+            run_id="$.lamina.run_id",
+            task_id="$.lamina.t",
+            attempt="$.split.attempt",
         )
 
     # -- walking the graph -----------------------------------------------------------------
@@ -175,8 +205,9 @@ class Compiler:
     def emit(self, name: str, stop: str | None, depth: int, states: dict[str, Any]) -> None:
         """Add the states of ``name`` and what follows it, up to ``stop`` (a join, exclusive)."""
         node = self.steps[name]
-        state = self.task(name, depth)
-        states[name] = state
+        task_states, last = self.task(name, depth)
+        states.update(task_states)
+        state = task_states[last]
 
         def link(source: dict[str, Any], target: str) -> None:
             if target == stop:
@@ -279,7 +310,7 @@ class Compiler:
                 "Resource": S3_PUT,
                 "Parameters": {
                     "Bucket": self.bucket,
-                    "Key.$": fmt(f"{self.prefix}runs/{self.name}/", ("$.lamina.run_id",), "/params.json"),
+                    "Key.$": self._key(self.key_template("params", self.name), run_id="$.lamina.run_id"),
                     "Body.$": "States.JsonToString($.parameters)",
                     "ContentType": "application/json",
                 },

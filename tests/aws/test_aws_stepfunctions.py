@@ -17,6 +17,7 @@ from lamina.errors import LaminaError, ParameterError, ResourceUnsatisfiable
 from lamina.plugins.aws.asl import S3_GET, SAGEMAKER_SYNC, task_states, to_aws_schedule
 from lamina.runtime.deploy import deploy_flow
 from lamina.runtime.task import load_flow_class
+from lamina.testing import OrchestrationSuite
 from lamina.testing.aws import AwsEmulator
 
 FLOWS = Path(__file__).parent / "flows"
@@ -170,10 +171,18 @@ def test_trigger_starts_an_execution_named_by_the_run_id(
 ) -> None:
     deploy("LinearFlow")
     assert lamina_main(["trigger", "LinearFlow", "--stack", "aws-sagemaker", "--param", "size=5"]) == 0
-    arn = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
-    execution = aws_emulator.client("stepfunctions").describe_execution(executionArn=arn)
+    out = capsys.readouterr().out
+    run_id = out.split(" run ", 1)[1].split()[0]  # "started LinearFlow run RUN_ID on stack ..."
+    sfn = aws_emulator.client("stepfunctions")
+    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("LinearFlow"))
+    arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run_id}"
+    execution = sfn.describe_execution(executionArn=arn)
     assert json.loads(execution["input"]) == {"parameters": {"size": 5}}  # converted to the declared int
-    assert execution["name"] == arn.rsplit(":", 1)[-1]
+    assert execution["name"] == run_id
+    from lamina.stack import resolve_stack
+
+    with resolve_stack("aws-sagemaker") as stack:  # the contract: trigger returns the run id, status follows it
+        assert stack.orchestration.status("LinearFlow", run_id).run_id == run_id
     with pytest.raises(ParameterError, match="no parameter 'colour'"):
         from lamina.stack import resolve_stack
 
@@ -197,3 +206,13 @@ def test_step_functions_needs_sagemaker_compute(project: Path) -> None:
     }
     with pytest.raises(LaminaError, match="SageMaker training job"):
         adapter.compile(flow)
+
+
+class TestStepFunctionsConformance(OrchestrationSuite):
+    """The orchestration contract on the emulated stack, where state machines are compiled in
+    the describe-wait-choice loop form (``wait = "poll"``) that moto executes, each job run by the
+    emulator's job runner."""
+
+    @pytest.fixture
+    def orchestration_stack(self, aws_env: dict[str, str]) -> str:
+        return "aws-sagemaker"
