@@ -23,7 +23,8 @@ import pyarrow as pa
 import pytest
 from lamina.errors import DataError, TransientError
 from lamina.models import DataSnapshot
-from lamina.testing.data_suite import PEOPLE, DataAdapterSuite
+from lamina.testing import DataSuite
+from lamina.testing.data_suite import PEOPLE
 from sqla_helpers import Database, open_database
 
 
@@ -42,7 +43,7 @@ def database(request: pytest.FixtureRequest) -> Database:
     return request.getfixturevalue("postgres" if request.param == "postgresql" else "mariadb")
 
 
-class _Suite(DataAdapterSuite):
+class _Suite(DataSuite):
     placeholder = "%s"  # the DB-API drivers' own (psycopg, PyMySQL); `?` is tested below
     reader = "auto"
 
