@@ -19,6 +19,7 @@ _EXPORTS: dict[str, str] = {
     "retry": "lamina.flow.decorators",
     "catch": "lamina.flow.decorators",
     "timeout": "lamina.flow.decorators",
+    "project": "lamina.flow.decorators",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
     "Run": "lamina.client",
@@ -46,6 +47,7 @@ __all__ = [
     "current",
     "hookimpl",
     "namespace",
+    "project",
     "resolve_stack",
     "resources",
     "retry",
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from .client import Flow, Run, Step, Task, compare_runs, namespace
     from .errors import LaminaError
     from .flow.current import current
-    from .flow.decorators import catch, resources, retry, timeout
+    from .flow.decorators import catch, project, resources, retry, timeout
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow

@@ -21,6 +21,7 @@ from ..models import DeployResult, Resources
 if TYPE_CHECKING:
     from ..flow.spec import FlowSpec
     from ..stack import Stack
+    from .branches import Branch
 
 
 def flow_descriptor(flow_cls: type[FlowSpec], flow_file: str, stack: Stack, code_key: str) -> dict[str, Any]:
@@ -55,8 +56,10 @@ def deploy_flow(
     stack: str | None = None,
     schedule: str | None = None,
     dry_run: bool = False,
+    branch: Branch | None = None,
 ) -> DeployResult:
-    """Deploy ``flow_cls`` (defined in ``flow_file``) to the stack's orchestrator.
+    """Deploy ``flow_cls`` (defined in ``flow_file``) to the stack's orchestrator; an ``@project``
+    flow deploys under ``branch`` (see :mod:`lamina.runtime.branches`), beside its other branches.
 
     Idempotent: deploying again updates what the first deployment created.
 
@@ -88,11 +91,43 @@ def deploy_flow(
         else:
             code_key = store_code(ArtifactStore(resolved.versioning), flow_dir)
         descriptor = flow_descriptor(flow_cls, flow_file, resolved, code_key)
+        if branch is not None:
+            resolved.orchestration.require("branches", f"deploy {graph.name} --branch {branch.name}")
+            descriptor.update(project=branch.project, branch=branch.name, tags=branch.tags)
         descriptor = prepare(descriptor, RunStore(resolved.versioning), store=not dry_run)
         result = resolved.orchestration.deploy(descriptor, schedule, dry_run)
     if result is None:
         raise LaminaError(f"the stack's orchestrator did not deploy {graph.name} and gave no reason")
     return result
+
+
+def delete_deployment(flow_name: str, branch: Branch | None, *, stack: str | None = None) -> str:
+    """Remove a flow's deployment (of one branch) and its schedule; return what was removed."""
+    from ..stack import resolve_stack
+
+    with resolve_stack(stack) as resolved:
+        resolved.orchestration.require("delete", f"deploy {flow_name} --delete")
+        removed = resolved.orchestration.delete(flow_name, branch.name if branch else None)
+    return f"deleted {removed}"
+
+
+def deployments_cmd(args: argparse.Namespace) -> int:
+    """``lamina deployments [--stack S] [--json]``: what is deployed, per flow and branch."""
+    from ..cli.common import print_json, table
+    from ..stack import resolve_stack
+
+    with resolve_stack(args.stack) as stack:
+        stack.orchestration.require("list", "lamina deployments")
+        found = stack.orchestration.deployments()
+    if args.json:
+        print_json([d.model_dump(mode="json") for d in found])
+        return 0
+    if not found:
+        print(f"nothing is deployed on stack {stack.name}")
+        return 0
+    rows = [(d.flow_name, d.project or "", d.branch or "", d.schedule or "", d.target) for d in found]
+    print(table(rows, ["FLOW", "PROJECT", "BRANCH", "SCHEDULE", "TARGET"]))
+    return 0
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -117,8 +152,11 @@ def trigger_cmd(args: argparse.Namespace) -> int:
     from ..stack import resolve_stack
 
     params = parse_params(list(args.param or []))
+    branch = getattr(args, "branch", None)
     with resolve_stack(args.stack) as stack:
-        run_id = stack.orchestration.trigger(args.flow, params)
+        if branch:
+            stack.orchestration.require("branches", f"lamina trigger {args.flow} --branch {branch}")
+        run_id = stack.orchestration.trigger(args.flow, params, branch)
         print(f"started {args.flow} run {run_id} on stack {stack.name}", flush=True)
         if not getattr(args, "wait", False):
             print(
@@ -126,10 +164,18 @@ def trigger_cmd(args: argparse.Namespace) -> int:
                 f"lamina sync {args.flow}/{run_id} (or trigger with --wait to follow it)"
             )
             return 0
-        return follow_run(stack, args.flow, run_id, timeout=getattr(args, "timeout", None))
+        return follow_run(stack, args.flow, run_id, timeout=getattr(args, "timeout", None), branch=branch)
 
 
-def follow_run(stack: Stack, flow: str, run_id: str, *, timeout: float | None = None, interval: float = 1.0) -> int:
+def follow_run(
+    stack: Stack,
+    flow: str,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    interval: float = 1.0,
+    branch: str | None = None,
+) -> int:
     """Follow a deployed run to its end, printing each task as its record appears; index it.
 
     :return: 0 when the run succeeded, 1 otherwise.
@@ -165,7 +211,7 @@ def follow_run(stack: Stack, flow: str, run_id: str, *, timeout: float | None = 
             sys.stdout.flush()
 
     while True:
-        state = stack.orchestration.status(flow, run_id)
+        state = stack.orchestration.status(flow, run_id, branch)
         show_new()
         if state.status != "running":
             break

@@ -284,16 +284,37 @@ class Compiler:
 
     def definition(self) -> dict[str, Any]:
         """The whole state machine (a dict; ``json.dumps`` it for the API)."""
+        deployment = "deployment:" + (self.flow.get("branch") or self.name)
+        manifest = {
+            "flow_name": self.name,
+            "run_id.$": "$.lamina.run_id",
+            "params.$": "$.parameters",
+            "user.$": "$.user",
+            "tags": list(self.flow.get("tags", [])),
+            "code_key": self.flow.get("code_key"),
+            "stack": self.flow.get("stack", {}),
+            "deployed": True,
+        }
         states: dict[str, Any] = {
             "Input": {
                 "Type": "Choice",
-                "Comment": "executions take {'parameters': {...}}; without it the deployed defaults apply",
-                "Choices": [{"Variable": "$.parameters", "IsPresent": True, "Next": "Init"}],
+                "Comment": "executions take {'parameters': {...}, 'user': ...}; without them the deployed "
+                "defaults apply and the run is the deployment's",
+                "Choices": [
+                    {"And": [{"Variable": "$.parameters", "IsPresent": True},
+                             {"Variable": "$.user", "IsPresent": True}], "Next": "Init"},
+                    {"Variable": "$.parameters", "IsPresent": True, "Next": "Deployment's run"},
+                ],
                 "Default": "Default parameters",
+            },
+            "Deployment's run": {
+                "Type": "Pass",
+                "Parameters": {"parameters.$": "$.parameters", "user": deployment},
+                "Next": "Init",
             },
             "Default parameters": {
                 "Type": "Pass",
-                "Parameters": {"parameters": self.default_parameters()},
+                "Parameters": {"parameters": self.default_parameters(), "user": deployment},
                 "Next": "Init",
             },
             "Init": {
@@ -302,6 +323,7 @@ class Compiler:
                 "Parameters": {
                     "lamina": {"run_id.$": "$$.Execution.Name", "t": "0"},
                     "parameters.$": "$.parameters",
+                    "user.$": "$.user",
                 },
                 "Next": "Save parameters",
             },
@@ -315,9 +337,29 @@ class Compiler:
                     "ContentType": "application/json",
                 },
                 "ResultPath": None,
-                "Next": "start",
+                "Next": "Manifest",
             },
-        }
+            "Manifest": {
+                "Type": "Pass",
+                "Comment": "what indexes the run in any metadata store (lamina sync, trigger --wait)",
+                "Parameters": manifest,
+                "ResultPath": "$.manifest",
+                "Next": "Save manifest",
+            },
+            "Save manifest": {
+                "Type": "Task",
+                "Resource": S3_PUT,
+                "Parameters": {
+                    "Bucket": self.bucket,
+                    "Key.$": self._key(self.key_template("manifest", self.name), run_id="$.lamina.run_id"),
+                    "Body.$": "States.JsonToString($.manifest)",
+                    "ContentType": "application/json",
+                },
+                "ResultPath": None,
+                "Next": "Run",
+            },
+            "Run": {"Type": "Pass", "Parameters": {"lamina.$": "$.lamina"}, "Next": "start"},
+        }  # fmt: skip
         self.emit("start", None, 0, states)
         return {
             "Comment": f"Lamina flow {self.name}: each task is a SageMaker training job",

@@ -63,6 +63,27 @@ def test_a_deployed_flow_runs_end_to_end_and_is_indexed(tmp_path: Path, aws_env:
     assert client.stdout.split() == [run_id, "True", "[3,", "12,", "27]", "['left',", "'right']"]
 
 
+def _wait_for(project: Path, flow: str, run_id: str, branch: str | None = None) -> str:
+    import os
+    import time
+
+    from lamina.stack import resolve_stack
+
+    here = os.getcwd()
+    os.chdir(project)
+    try:
+        with resolve_stack("aws-sagemaker") as stack:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                state = stack.orchestration.status(flow, run_id, branch)
+                if state.status != "running":
+                    return state.status
+                time.sleep(0.5)
+    finally:
+        os.chdir(here)
+    raise AssertionError(f"{flow}/{run_id} still runs")
+
+
 def test_trigger_without_wait_says_how_to_follow_and_a_failed_run_exits_non_zero(
     tmp_path: Path, aws_env: dict[str, str]
 ) -> None:
@@ -72,5 +93,39 @@ def test_trigger_without_wait_says_how_to_follow_and_a_failed_run_exits_non_zero
     assert lamina("deploy", "--stack", "aws-sagemaker", cwd=project, flow=True).returncode == 0
     started = lamina("trigger", "DeployedFlow", "--stack", "aws-sagemaker", cwd=project)
     assert started.returncode == 0 and "lamina sync DeployedFlow/" in started.stdout
+    run_id = started.stdout.split(" run ", 1)[1].split()[0]
+    _wait_for(project, "DeployedFlow", run_id)  # it runs on: let it end before other tests count jobs
     bad = lamina("trigger", "DeployedFlow", "--stack", "aws-sagemaker", "--param", "scale=x", cwd=project)
     assert bad.returncode == 2 and "not a valid int" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_branches_of_a_project_deploy_side_by_side_and_compare(tmp_path: Path, aws_env: dict[str, str]) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(Path(__file__).parent / "flows" / "project", project)
+    (project / ".lamina").mkdir()
+    for branch in (["--production"], ["--branch", "experiment"]):
+        done = lamina("deploy", "--stack", "aws-sagemaker", *branch, cwd=project, flow=True)
+        assert done.returncode == 0, done.stderr
+    listed = lamina("deployments", "--stack", "aws-sagemaker", "--json", cwd=project)
+    deployments = __import__("json").loads(listed.stdout)
+    assert {(d["flow_name"], d["project"], d["branch"]) for d in deployments} >= {
+        ("ChurnFlow", "churn", "prod"), ("ChurnFlow", "churn", "experiment")
+    }
+    assert len({d["target"] for d in deployments if d["flow_name"] == "ChurnFlow"}) == 2, "one state machine each"
+    prod = lamina("trigger", "ChurnFlow", "--stack", "aws-sagemaker", "--branch", "prod", "--wait", cwd=project)
+    exp = lamina("trigger", "ChurnFlow", "--stack", "aws-sagemaker", "--branch", "experiment",
+                 "--param", "threshold=0.8", "--wait", cwd=project)  # fmt: skip
+    assert prod.returncode == 0 and exp.returncode == 0, prod.stdout + exp.stdout + exp.stderr
+    assert "positives 2" in prod.stdout and "positives 1" in exp.stdout
+    on_prod = lamina("runs", "ChurnFlow", "--stack", "aws-sagemaker", "--branch", "prod", cwd=project)
+    assert on_prod.stdout.count("ChurnFlow ") == 1 and "branch:prod" in on_prod.stdout
+    compared = lamina("compare", "ChurnFlow@prod", "ChurnFlow@experiment", "--stack", "aws-sagemaker", "--json",
+                      cwd=project)  # fmt: skip
+    assert compared.returncode == 0, compared.stderr
+    diff = __import__("json").loads(compared.stdout)
+    assert diff["params"]["threshold"] == [0.5, 0.8] and diff["artifacts"]["positives"] == [2, 1]
+    removed = lamina("deploy", "--stack", "aws-sagemaker", "--branch", "experiment", "--delete", cwd=project, flow=True)
+    assert removed.returncode == 0 and "branch experiment" in removed.stdout
+    again = lamina("trigger", "ChurnFlow", "--stack", "aws-sagemaker", "--branch", "experiment", cwd=project)
+    assert again.returncode != 0 and "not deployed on branch experiment" in again.stderr
+    assert "ChurnFlow (branch prod)" in again.stderr, "the error says what is deployed"
