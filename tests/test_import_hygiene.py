@@ -28,6 +28,12 @@ HEAVY = (
     "pandas",
     "sklearn",
     "torch",
+    "sqlalchemy",
+    "psycopg",
+    "pymysql",
+    "adbc_driver_postgresql",
+    "adbc_driver_manager",
+    "connectorx",
 )
 
 PROBE = """

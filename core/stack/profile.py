@@ -47,8 +47,11 @@ if TYPE_CHECKING:
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEY = SECRET_NAME
-_PATH_KEY = re.compile(r"_(path|file)$", re.I)
-"""``private_key_file``, ``credentials_path``: where a secret is kept, not the secret itself."""
+_PATH_KEY = re.compile(r"_(path|file|env)$", re.I)
+"""``private_key_file``, ``credentials_path``, ``password_env``: where a secret is kept (a file, an
+environment variable's name), not the secret itself."""
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:(?P<password>[^/?#@]*)@")
+"""A URL with ``user:password@`` in it (a SQLAlchemy database URL)."""
 _EXAMPLE_ADAPTER = {"data": "duckdb", "compute": "local", "orchestration": "local", "versioning": "local"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -190,6 +193,22 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
                 f'secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
                 "or rely on the service's own credential chain."
             )
+        elif isinstance(value, str) and _literal_url_password(value):
+            raise ProfileError(
+                f"{source}: table [{layer}], key '{prefix}{key}' holds a URL with a literal password. "
+                f'Profiles hold no secrets: take the whole URL from the environment ({prefix}{key} = "${{DB_URL}}"), '
+                "write the password as a reference (user:${DB_PASSWORD}@host), or leave it out and name "
+                'the variable that holds it (password_env = "DB_PASSWORD", where the adapter offers it).'
+            )
+
+
+def _literal_url_password(value: str) -> bool:
+    """Whether ``value`` is a URL whose ``user:password@`` part holds a password that is not a ``${VAR}``."""
+    match = _URL_PASSWORD.match(value)
+    if match is None:
+        return False
+    password = match.group("password")
+    return bool(password) and not _ENV_REF.fullmatch(password)
 
 
 def validate_settings(

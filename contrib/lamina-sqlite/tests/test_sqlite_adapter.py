@@ -52,6 +52,8 @@ def database(adapter: SQLiteData) -> Iterator[sqlite3.Connection]:
 
 
 class TestSQLiteConformance(DataSuite):
+    booleans_in_queries = "integer"  # SQLite has no boolean type; data_read restores written ones
+
     @pytest.fixture
     def data_adapter(self, adapter: SQLiteData) -> SQLiteData:
         return adapter
