@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..errors import LaminaError, NotFound
@@ -78,13 +79,20 @@ def _split(pathspec: str) -> tuple[str, str | None, str | None]:
     return run, step, task  # type: ignore[return-value]
 
 
-def _artifact_rows(task: Any) -> list[tuple[str, str, str, str]]:
+def _artifact_rows(task: Any, damaged: list[LaminaError]) -> list[tuple[str, str, str, str]]:
+    """One row per artifact; small built-in values are shown. Damaged blobs are collected in
+    ``damaged`` (and marked in the table) so the command reports them instead of a value."""
+    from ..versioning.integrity import DamagedBlob
+
     rows = []
     for name, ref in sorted(task.artifacts.items()):
         value = ""
         if ref.size <= 200 and ref.type.startswith("builtins."):
             try:
                 value = repr(task.data[name])[:60]
+            except DamagedBlob as e:
+                damaged.append(e)
+                value = "DAMAGED (see below)"
             except Exception:  # a value that cannot be loaded here still lists
                 value = ""
         rows.append((name, ref.type, _size(ref.size), value or ref.key.rsplit("/", 1)[-1][:12]))
@@ -155,9 +163,10 @@ def _show(args: argparse.Namespace) -> int:
             rows.append((s.name, len(tasks), ok, len(tasks) - ok))
         print()
         print(table(rows, ["STEP", "TASKS", "OK", "FAILED"]))
+        damaged: list[LaminaError] = []
         if "end" in run and run.successful:
             print("\nartifacts of end:")
-            print(table(_artifact_rows(run.end_task), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
+            print(table(_artifact_rows(run.end_task, damaged), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
         reads = run.data_reads
         if reads:
             print("\ndata reads:")
@@ -171,6 +180,7 @@ def _show(args: argparse.Namespace) -> int:
                 for r in reads
             ]
             print(table(read_rows, ["TASK", "KIND", "TABLE / QUERY", "VERSION"]))
+        _raise_damage(damaged)
         return 0
     step = run[step_name]
     tasks = step.tasks if task_id is None else [step[task_id]]
@@ -190,19 +200,29 @@ def _show(args: argparse.Namespace) -> int:
             ]
         )
         return 0
+    damaged = []
     for t in tasks:
         print(f"{t.pathspec}  {t.status}  attempt {t.attempt}  took {_duration(t)}")
         if t.error:
             print(f"  error: {t.error}")
         if task_id is not None or len(tasks) == 1:
-            print(table(_artifact_rows(t), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
+            print(table(_artifact_rows(t, damaged), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
             metrics = t.metrics
             if metrics:
                 print(
                     "metrics: "
                     + ", ".join(f"{k}={v[-1].value:g} ({len(v)} points)" for k, v in metrics.items())
                 )
+    _raise_damage(damaged)
     return 0
+
+
+def _raise_damage(damaged: list[LaminaError]) -> None:
+    """After the table: the first damaged blob's error (which says how to recover), so the
+    command fails instead of showing a value it could not trust."""
+    if damaged:
+        sys.stdout.flush()
+        raise damaged[0]
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -295,7 +295,8 @@ class FlowSpec:
         elif ns is not None and name in ns.refs:
             ref = ns.refs[name]
         if ref is not None:
-            value = ns.store.load(ref) if ns is not None else d["_lamina_store"].load(ref)
+            what = f"artifact {name!r}" + (f" of {ns.where}" if ns is not None else "")
+            value = (ns.store if ns is not None else d["_lamina_store"]).load(ref, what=what)
             if loaded is not None:
                 loaded[name] = value
             return value

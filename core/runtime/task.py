@@ -130,10 +130,17 @@ def resolve_flow_file(spec: TaskSpec, stack: Stack) -> str:
 class InputNamespace:
     """A parent task's artifacts, by reference; values load on first touch."""
 
-    def __init__(self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str) -> None:
+    def __init__(
+        self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str, where: str = ""
+    ) -> None:
         self.store = store
         self.refs = refs
         self.label = label
+        self.where = where or f"task {label}"
+        """Names the parent task in errors: ``task Flow/run/step/id``."""
+
+    def load(self, name: str) -> Any:
+        return self.store.load(self.refs[name], what=f"artifact {name!r} of {self.where}")
 
 
 class InputView:
@@ -154,7 +161,7 @@ class InputView:
                     f"input from step '{self._step}' has no artifact {name!r} "
                     f"(it has: {', '.join(sorted(self._namespace.refs)) or 'none'})"
                 )
-            self._cache[name] = self._namespace.store.load(ref)
+            self._cache[name] = self._namespace.load(name)
         return self._cache[name]
 
     def __repr__(self) -> str:
@@ -178,12 +185,18 @@ def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecor
 
     step, task_id, attempt = (path.split("/") + ["0"])[:3]
     key = layout.task_record_key(spec.flow_name, spec.run_id, step, task_id, int(attempt))
+    from ..versioning.artifacts import parse_record
+
     try:
-        return TaskRecord.model_validate_json(store.blobs.get(key))
+        return parse_record(store.blobs.get(key), key)
     except KeyError:
         raise LaminaError(
             f"task {spec.pathspec}: the record of its input {path} is missing from the blob store ({key})."
         ) from None
+
+
+def _where(record: TaskRecord) -> str:
+    return f"task {record.flow_name}/{record.run_id}/{record.step}/{record.task_id}"
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -283,13 +296,15 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
         views = Inputs()
         for path in spec.input_paths:
             parent = _parent_record(store, spec, path)
-            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}")
+            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}", _where(parent))
             view = InputView(ns, parent.step)
             views.append(view)
         d["_lamina_join_inputs"] = views
     elif spec.input_paths:
         parent = _parent_record(store, spec, spec.input_paths[0])
-        d["_lamina_inputs"] = InputNamespace(store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}")
+        d["_lamina_inputs"] = InputNamespace(
+            store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}", _where(parent)
+        )
         split = graph[parent.step]
         if split.foreach and spec.split_index is not None:
             items = getattr(flow, split.foreach)
