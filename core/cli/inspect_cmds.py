@@ -60,12 +60,70 @@ def _runs(args: argparse.Namespace) -> int:
             f"no runs{f' of {args.flow}' if args.flow else ''} by {who}"
             + ("" if args.all else " (--all shows everyone's)")
         )
+        if not meta.runs(args.flow, limit=1):
+            hint = _unindexed_hint(args.flow)
+            if hint:
+                print(hint)
         return 0
     rows = [
         (i.flow, i.id, i.status, i.user, _when(i.started_at), _duration(i), ",".join(i.tags)) for i in infos
     ]
     print(table(rows, ["FLOW", "RUN", "STATUS", "USER", "STARTED (UTC)", "TOOK", "TAGS"]))
     return 0
+
+
+def _stored_flows(flow: str | None = None) -> list[str]:
+    """Flows that have runs in the blob store (from the latest-run pointers: a cheap listing)."""
+    from .. import client
+
+    blobs = client._get_stores()[0].blobs
+    names = {
+        key.split("/")[1]
+        for key in blobs.list("pointers/" + (f"{flow}/" if flow else ""))
+        if key.count("/") >= 2
+    }
+    if not names:
+        names = {
+            key.split("/")[1]
+            for key in blobs.list("runs/" + (f"{flow}/" if flow else ""))
+            if key.count("/") >= 3
+        }
+    return sorted(names)
+
+
+def _unindexed_hint(flow: str | None) -> str:
+    """When the metadata database knows no runs but the blob store holds some: how to rebuild it."""
+    flows = _stored_flows(flow)
+    if not flows:
+        return ""
+    return (
+        "the metadata database lists no runs, but the blob store holds runs of "
+        + ", ".join(flows)
+        + ": it was emptied or replaced. Rebuild it with "
+        + " ".join(f"`lamina sync {f}`" for f in flows)
+        + "."
+    )
+
+
+def _run(run_id: str) -> Any:
+    """``Run(run_id)``; a run missing from the metadata but stored in the blob store says how
+    to index it."""
+    from ..client import Run
+
+    try:
+        return Run(run_id)
+    except NotFound as e:
+        from .. import client
+        from ..versioning import layout
+
+        blobs = client._get_stores()[0].blobs
+        stored = [f for f in _stored_flows() if blobs.exists([layout.run_manifest_key(f, run_id)])[0]]
+        if stored:
+            raise NotFound(
+                f"{str(e).rstrip('.')}. The blob store holds run {stored[0]}/{run_id}: the metadata database was emptied, "
+                f"replaced or never told. `lamina sync {stored[0]}/{run_id}` indexes it."
+            ) from None
+        raise
 
 
 def _split(pathspec: str) -> tuple[str, str | None, str | None]:
@@ -118,10 +176,8 @@ def _size(n: int) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..client import Run
-
     run_id, step_name, task_id = _split(args.pathspec)
-    run = Run(run_id)
+    run = _run(run_id)
     if step_name is None:
         steps = run.steps
         if args.json:
@@ -226,10 +282,8 @@ def _raise_damage(damaged: list[LaminaError]) -> None:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from ..client import Run
-
     run_id, step_name, task_id = _split(args.pathspec)
-    run = Run(run_id)
+    run = _run(run_id)
     steps = [run[step_name]] if step_name else run.steps
     for s in steps:
         tasks = [s[task_id]] if task_id else s.tasks
@@ -246,9 +300,9 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..client import Run, compare_runs
+    from ..client import compare_runs
 
-    a, b = Run(_split(args.run_a)[0]), Run(_split(args.run_b)[0])
+    a, b = _run(_split(args.run_a)[0]), _run(_split(args.run_b)[0])
     diff = compare_runs(a, b)
     if args.json:
         print_json({"a": a.id, "b": b.id, **diff})
@@ -274,9 +328,7 @@ def _short(value: Any) -> str:
 
 
 def _code(args: argparse.Namespace) -> int:
-    from ..client import Run
-
-    run = Run(_split(args.run)[0])
+    run = _run(_split(args.run)[0])
     if run.code is None:
         raise NotFound(f"run {run.id} has no stored code package.")
     dest = run.code.restore(args.dest)

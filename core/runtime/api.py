@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LaminaError, RunFailed
+from ..errors import LaminaError, ParameterError, RunFailed
 from ..models import RunOutcome
 
 if TYPE_CHECKING:
@@ -50,10 +50,15 @@ def run_flow(
     raise_on_failure: bool = False,
 ) -> RunOutcome:
     """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish."""
+    from ..flow.spec import check_flow_names
     from ..stack import Stack, resolve_stack
     from .scheduler import DEFAULT_MAX_SPLITS, RunDriver
 
     flow_cls, flow_file = resolve_flow(flow)
+    check_flow_names(flow_cls)
+    for option, value in (("max_workers", max_workers), ("max_splits", max_splits)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ParameterError(f"run_flow(): {option} must be a whole number of at least 1, got {value!r}.")
     flow_cls.graph().validate()
     resolved = stack if isinstance(stack, Stack) else resolve_stack(stack)
     owned = not isinstance(stack, Stack)

@@ -8,6 +8,7 @@ worker and every cloud job run exactly :func:`run_task`; a warm worker calls it 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +197,14 @@ def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecor
         ) from None
 
 
+def _foreach_item(items: Any, index: int) -> Any:
+    """Item ``index`` of a foreach: a mapping gives its keys, in order, as iterating it does in
+    Python (the mapping itself stays the artifact, so a step can still look values up)."""
+    if isinstance(items, Mapping):
+        return next(itertools.islice(iter(items), index, None))
+    return items[index]
+
+
 def _where(record: TaskRecord) -> str:
     return f"task {record.flow_name}/{record.run_id}/{record.step}/{record.task_id}"
 
@@ -309,7 +319,7 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
         if split.foreach and spec.split_index is not None:
             items = getattr(flow, split.foreach)
             d["_lamina_loaded"].pop(split.foreach, None)  # the list itself passes on by reference
-            d["_lamina_foreach"] = (items[spec.split_index], spec.split_index)
+            d["_lamina_foreach"] = (_foreach_item(items, spec.split_index), spec.split_index)
     return flow
 
 
@@ -373,7 +383,9 @@ def _finish(
             raise FlowDefinitionError(
                 f"step '{node.name}' ({node.where}): foreach={node.foreach!r} but self.{node.foreach} was never assigned."
             ) from None
-        if not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
+        if isinstance(items, Mapping):
+            pass  # fans out over its keys (see _foreach_item)
+        elif not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
             try:
                 items = list(items)
             except TypeError:
