@@ -58,7 +58,7 @@ from typing import Any, Literal
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
-from lamina.redaction import SECRET_NAME, refuse_secret_names
+from lamina.redaction import is_secret_name, refuse_secret_names
 from lamina.runtime.task import EXIT_INFRA
 from pydantic import Field, field_validator
 
@@ -69,7 +69,6 @@ LOG_TAIL = 16_000
 """Characters of a task process's own output kept for :meth:`DaskCompute.compute_logs`."""
 WORKER_ENV = "LAMINA_DASK_WORKER"
 """Set in every task's environment: the address of the Dask worker running it."""
-_SECRET_KEY = SECRET_NAME
 logger = logging.getLogger(__name__)
 _RESOURCE_OF = {"cpu": "CPU", "memory": "MEMORY", "gpu": "GPU", "disk": "DISK"}
 
@@ -880,7 +879,7 @@ def resolve_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     layers = {
         layer: {
             key: value
-            if key == "adapter" or _SECRET_KEY.search(key)
+            if key == "adapter" or is_secret_name(key)
             else resolve_env_refs(value, source, layer, key)
             for key, value in table.items()
         }

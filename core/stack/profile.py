@@ -40,15 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ProfileError
 from ..models import LAYERS
-from ..redaction import SECRET_NAME
+from ..redaction import is_secret_name, mask_text
 
 if TYPE_CHECKING:
     from ..discovery import Registry
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEY = SECRET_NAME
-_PATH_KEY = re.compile(r"_(path|file)$", re.I)
-"""``private_key_file``, ``credentials_path``: where a secret is kept, not the secret itself."""
 _EXAMPLE_ADAPTER = {"data": "duckdb", "compute": "local", "orchestration": "local", "versioning": "local"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -179,8 +176,7 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
         if isinstance(value, dict):
             _reject_literal_secrets(source, layer, value, f"{prefix}{key}.")
         elif (
-            _SECRET_KEY.search(key)
-            and not _PATH_KEY.search(key)
+            is_secret_name(key)  # not private_key_file, secrets_arn: references, not secrets
             and isinstance(value, str)
             and value
             and not _ENV_REF.fullmatch(value)
@@ -313,6 +309,6 @@ def _format_validation(
             parts.append(f"key '{key}' is required")
         else:
             # a value may have come from the environment: never echo one whose key names a secret
-            shown = "***" if _SECRET_KEY.search(key) else repr(err.get("input"))
+            shown = "***" if is_secret_name(key) else mask_text(repr(err.get("input")), [])
             parts.append(f"key '{key}': {err['msg']} (got {shown})")
     return f"{source}: table [{table}]: " + "; ".join(parts) + "."

@@ -46,24 +46,20 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
 from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
-from ..redaction import SECRET_NAME
+from ..redaction import redact_mapping
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
-_SECRET = SECRET_NAME
 
 RunStatus = str  # "running" | "succeeded" | "failed"
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every entry whose key looks like a secret replaced by ``"***"``."""
-    if isinstance(value, dict):
-        return {k: "***" if isinstance(k, str) and _SECRET.search(k) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    """``value`` with every entry whose key is a secret name replaced by ``"***"`` and secrets in
+    string values (a URL's password...) masked: the one rule of :mod:`lamina.redaction`."""
+    return redact_mapping(value)
 
 
 class RunInfo(BaseModel):

@@ -36,12 +36,11 @@ import sys
 import zlib
 from typing import Any
 
-from lamina.redaction import SECRET_NAME
+from lamina.redaction import is_secret_name
 
 CHUNK = 250
 """Characters per argument; SageMaker accepts at most 256."""
 
-_SECRET_KEY = SECRET_NAME
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -71,7 +70,7 @@ def resolve_stack_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     for layer, table in snapshot.get("layers", {}).items():
         resolved = {}
         for key, value in table.items():
-            if key == "adapter" or (_SECRET_KEY.search(key) and not key.endswith("_arn")):
+            if key == "adapter" or is_secret_name(key):
                 resolved[key] = value
             else:
                 resolved[key] = resolve_env_refs(value, snapshot.get("source", "profile"), layer, key)
