@@ -66,6 +66,12 @@ def run_flow(
         given = dict(params or {})
         if resume or origin_run_id:
             origin = origin_run(resolved, flow_cls.graph().name, origin_run_id)
+            if origin.succeeded and not resume_step:
+                raise NothingToResume(
+                    f"resume: run {flow_cls.graph().name}/{origin.id} succeeded, so there is nothing to "
+                    "resume. Start a new run with `python flow.py run`, or re-run it from a step with "
+                    f"`python flow.py resume --origin-run-id {origin.id} STEP` (tasks before STEP are reused)."
+                )
             origin_run_id = origin.id
             given = {**origin.params, **given}  # a resumed run keeps its origin's parameters
         values = flow_cls.resolve_parameters(given)
@@ -91,10 +97,17 @@ def run_flow(
     return outcome
 
 
+class NothingToResume(LaminaError):
+    """``resume`` without a step, of a run that succeeded."""
+
+    exit_code = 2
+
+
 @dataclass
 class Origin:
     id: str
     params: dict[str, Any]
+    succeeded: bool = False
 
 
 def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
@@ -117,10 +130,26 @@ def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
     if run_id:
         try:
             manifest = json.loads(blobs.get(layout.run_manifest_key(flow_name, run_id)))
-            return Origin(run_id, dict(manifest.get("params", {})))
+            return Origin(run_id, dict(manifest.get("params", {})), _end_succeeded(stack, flow_name, run_id))
         except KeyError:
             pass
     return _origin_from_metadata(stack, flow_name, run_id)
+
+
+def _end_succeeded(stack: Stack, flow_name: str, run_id: str) -> bool:
+    """Whether the run's ``end`` task recorded success (then the run succeeded), from the blobs."""
+    from ..versioning import layout
+    from ..versioning.artifacts import parse_record
+
+    prefix = layout.run_prefix(flow_name, run_id) + "end/"
+    records = [k for k in stack.versioning.list(prefix) if k.endswith("/" + layout.RECORD_NAME)]
+    for key in records:
+        try:
+            if parse_record(stack.versioning.get(key), key).ok:
+                return True
+        except (KeyError, LaminaError):
+            continue
+    return False
 
 
 def _origin_from_metadata(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
@@ -138,10 +167,10 @@ def _origin_from_metadata(stack: Stack, flow_name: str, run_id: str | None) -> O
             ) from None
         if run.flow != flow_name:
             raise LaminaError(f"resume: run {run_id} is a run of {run.flow}, not {flow_name}.")
-        return Origin(run.id, dict(run.params))
+        return Origin(run.id, dict(run.params), run.status == "succeeded")
     runs = store.runs(flow_name, user=current_user(), limit=1)
     if not runs:
         raise LaminaError(
             f"resume: {flow_name} has no earlier run on stack {stack.name}; start one with `run`."
         )
-    return Origin(runs[0].id, dict(runs[0].params))
+    return Origin(runs[0].id, dict(runs[0].params), runs[0].status == "succeeded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -258,3 +259,25 @@ def test_the_metadata_url_refusal_does_not_print_the_password(tmp_path: Path) ->
     assert (
         "Hunter2-db-pass" not in result.stderr and "postgresql://lamina:***@127.0.0.1/test" in result.stderr
     )
+
+
+def test_resume_of_a_run_that_succeeded_says_so_instead_of_making_a_new_run(counts: Path) -> None:
+    first = flow_cli("counted_foreach.py", "run")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stderr.split(" · run ")[1].split()[0]
+    for args in ((), ("--origin-run-id", run_id)):
+        again = flow_cli("counted_foreach.py", "resume", *args)
+        assert again.returncode == 2
+        assert f"run CountedFlow/{run_id} succeeded, so there is nothing to resume" in again.stderr
+        assert "`python flow.py run`" in again.stderr and "Traceback" not in again.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "lamina", "runs", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]  # no new run
+
+
+def test_quiet_still_shows_the_error_of_a_failed_run(counts: Path) -> None:
+    result = flow_cli("counted_foreach.py", "run", "--quiet", "--broken", "1")
+    assert result.returncode == 1
+    assert "failed at step 'work' (task 1): ValueError: item 1 is broken." in result.stderr
+    assert "resume --origin-run-id" in result.stderr
