@@ -119,3 +119,19 @@ def test_echo_work_is_linear_in_the_output_whatever_the_line_length() -> None:
     lines = (b"#" * 99 + b"\n") * (size // 100)
     _, per_line = _echo([lines[i : i + 65536] for i in range(0, size, 65536)], [b"hunter2-XYZ"])
     assert echo.scanned <= 1.5 * per_line.scanned
+
+
+def test_a_profile_with_a_password_inside_a_url_is_refused_without_showing_it(tmp_path) -> None:
+    from lamina.errors import ProfileError
+    from lamina.stack.profile import load_profile_file
+
+    profile = tmp_path / "mine.toml"
+    profile.write_text(
+        '[data]\nadapter = "duckdb"\nurl = "postgresql://u:SuperSecret9@h/db"\n[compute]\nadapter = "local"\n'
+        '[orchestration]\nadapter = "local"\n[versioning]\nadapter = "local"\n'
+    )
+    with pytest.raises(ProfileError, match=r"key 'url' holds a secret inside its value") as caught:
+        load_profile_file(profile)
+    assert "SuperSecret9" not in str(caught.value) and "postgresql://u:***@h/db" in str(caught.value)
+    profile.write_text(profile.read_text().replace("postgresql://u:SuperSecret9@h/db", "${DATABASE_URL}"))
+    assert load_profile_file(profile).layers["data"].settings["url"] == "${DATABASE_URL}"

@@ -310,7 +310,8 @@ class FlowSpec:
         elif ns is not None and name in ns.refs:
             ref = ns.refs[name]
         if ref is not None:
-            what = f"artifact {name!r}" + (f" of {ns.where}" if ns is not None else "")
+            where = getattr(ns, "where", None)
+            what = f"artifact {name!r}" + (f" of {where}" if where else "")
             value = (ns.store if ns is not None else d["_lamina_store"]).load(ref, what=what)
             if loaded is not None:
                 loaded[name] = value

@@ -186,6 +186,13 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
                 f'secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
                 "or rely on the service's own credential chain."
             )
+        elif isinstance(value, str) and not _ENV_REF.search(value) and mask_text(value, []) != value:
+            raise ProfileError(
+                f"{source}: table [{layer}], key '{prefix}{key}' holds a secret inside its value "
+                f"({mask_text(value, [])!r}: a URL's password, an AccountKey or a signature). Profiles "
+                f'hold no secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
+                "or let the driver find the credential (PGPASSWORD, ~/.pgpass, the cloud's credential chain)."
+            )
 
 
 def validate_settings(
