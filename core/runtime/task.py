@@ -481,6 +481,15 @@ def _user_traceback(exc: BaseException) -> str:
         if not frame.filename.startswith(internal):
             keep_from = i
             break
+    if isinstance(exc, LaminaError):
+        # raised on purpose (a damaged blob, a bad foreach...): its message says what and where,
+        # so Lamina's frames below the user's last one are noise
+        user = [i for i, f in enumerate(frames) if not f.filename.startswith(internal)]
+        if user:
+            shown = traceback.format_list(frames[keep_from : user[-1] + 1])
+            return "Traceback (most recent call last):\n" + "".join(
+                shown + traceback.format_exception_only(type(exc), exc)
+            )
     while tb is not None and keep_from > 0:
         tb = tb.tb_next
         keep_from -= 1

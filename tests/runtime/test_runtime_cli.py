@@ -255,7 +255,10 @@ def test_the_metadata_url_refusal_does_not_print_the_password(tmp_path: Path) ->
         timeout=60,
     )
     assert result.returncode == 2
-    assert "metadata_url must not contain a password" in result.stderr
+    assert (
+        "key 'metadata_url' holds a secret inside its value" in result.stderr
+        and "PGPASSWORD" in result.stderr
+    )
     assert (
         "Hunter2-db-pass" not in result.stderr and "postgresql://lamina:***@127.0.0.1/test" in result.stderr
     )
