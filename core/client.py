@@ -405,8 +405,10 @@ class Task(_Recorded):
     def _log(self, key: str | None) -> str:
         if key is None:
             return ""
+        from .versioning.runstore import RunStore
+
         try:
-            return _get_stores()[0].get_text(key)
+            return RunStore(_get_stores()[0].blobs).text(key)
         except NotFound:
             return ""
 

@@ -72,23 +72,19 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_flows(flow: str | None = None) -> list[str]:
-    """Flows that have runs in the blob store (from the latest-run pointers: a cheap listing)."""
+def _runstore() -> Any:
     from .. import client
+    from ..versioning.runstore import RunStore
 
-    blobs = client._get_stores()[0].blobs
-    names = {
-        key.split("/")[1]
-        for key in blobs.list("pointers/" + (f"{flow}/" if flow else ""))
-        if key.count("/") >= 2
-    }
-    if not names:
-        names = {
-            key.split("/")[1]
-            for key in blobs.list("runs/" + (f"{flow}/" if flow else ""))
-            if key.count("/") >= 3
-        }
-    return sorted(names)
+    return RunStore(client._get_stores()[0].blobs)
+
+
+def _stored_flows(flow: str | None = None) -> list[str]:
+    """Flows that have runs in the blob store (all, or just ``flow`` if it has some)."""
+    runs = _runstore()
+    if flow is not None:
+        return [flow] if runs.run_ids(flow) else []
+    return runs.flows()
 
 
 def _unindexed_hint(flow: str | None) -> str:
@@ -113,11 +109,8 @@ def _run(run_id: str) -> Any:
     try:
         return Run(run_id)
     except NotFound as e:
-        from .. import client
-        from ..versioning import layout
-
-        blobs = client._get_stores()[0].blobs
-        stored = [f for f in _stored_flows() if blobs.exists([layout.run_manifest_key(f, run_id)])[0]]
+        runs = _runstore()
+        stored = [f for f in runs.flows() if runs.run_exists(f, run_id)]
         if stored:
             raise NotFound(
                 f"{str(e).rstrip('.')}. The blob store holds run {stored[0]}/{run_id}: the metadata database was emptied, "

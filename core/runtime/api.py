@@ -88,7 +88,7 @@ def run_flow(
             echo=echo,
         )
         driver.start()
-        outcome = resolved.orchestration.run(driver) or driver.walk()
+        outcome = driver.walk()  # the built-in scheduler walks every interactive run
     finally:
         if owned:
             resolved.close()
@@ -116,40 +116,18 @@ def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
     Read from the run's manifest in the blob store (no database on the critical path); runs
     recorded before manifests existed are looked up in the metadata store.
     """
-    import json
-
-    from ..versioning import layout
+    from ..versioning.runstore import RunStore
     from .scheduler import current_user
 
-    blobs = stack.versioning
-    if not run_id:
-        try:
-            run_id = json.loads(blobs.get(layout.latest_run_key(flow_name, current_user())))["run_id"]
-        except KeyError:
-            run_id = None
+    runs = RunStore(stack.versioning)
+    run_id = run_id or runs.latest_run(flow_name, current_user())
     if run_id:
-        try:
-            manifest = json.loads(blobs.get(layout.run_manifest_key(flow_name, run_id)))
-            return Origin(run_id, dict(manifest.get("params", {})), _end_succeeded(stack, flow_name, run_id))
-        except KeyError:
-            pass
+        manifest = runs.load_manifest(flow_name, run_id)
+        if manifest is not None:
+            return Origin(
+                run_id, dict(manifest.get("params", {})), runs.step_succeeded(flow_name, run_id, "end")
+            )
     return _origin_from_metadata(stack, flow_name, run_id)
-
-
-def _end_succeeded(stack: Stack, flow_name: str, run_id: str) -> bool:
-    """Whether the run's ``end`` task recorded success (then the run succeeded), from the blobs."""
-    from ..versioning import layout
-    from ..versioning.artifacts import parse_record
-
-    prefix = layout.run_prefix(flow_name, run_id) + "end/"
-    records = [k for k in stack.versioning.list(prefix) if k.endswith("/" + layout.RECORD_NAME)]
-    for key in records:
-        try:
-            if parse_record(stack.versioning.get(key), key).ok:
-                return True
-        except (KeyError, LaminaError):
-            continue
-    return False
 
 
 def _origin_from_metadata(stack: Stack, flow_name: str, run_id: str | None) -> Origin:

@@ -110,9 +110,9 @@ def resolve_flow_file(spec: TaskSpec, stack: Stack) -> str:
             f"task {spec.pathspec}: flow file {spec.flow_file!r} is not here and the task carries no code package."
         )
     from ..versioning.artifacts import ArtifactStore
-    from ..versioning.codepkg import restore_code
+    from ..versioning.codepkg import code_digest, restore_code
 
-    digest = spec.code_key.rsplit("/", 1)[-1].split(".")[0]
+    digest = code_digest(spec.code_key)
     dest = Path(os.environ.get("LAMINA_CODE_DIR", "/tmp/lamina-code")) / digest
     if not (dest / spec.flow_file).exists():
         tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
@@ -183,18 +183,16 @@ class Inputs(list):  # type: ignore[type-arg]
 
 
 def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecord:
-    from ..versioning import layout
-
-    step, task_id, attempt = (path.split("/") + ["0"])[:3]
-    key = layout.task_record_key(spec.flow_name, spec.run_id, step, task_id, int(attempt))
-    from ..versioning.artifacts import parse_record
+    from ..errors import StoreError
+    from ..versioning.integrity import DamagedBlob
+    from ..versioning.runstore import RunStore
 
     try:
-        return parse_record(store.blobs.get(key), key)
-    except KeyError:
-        raise LaminaError(
-            f"task {spec.pathspec}: the record of its input {path} is missing from the blob store ({key})."
-        ) from None
+        return RunStore(store.blobs).input_record(spec.flow_name, spec.run_id, path)
+    except DamagedBlob:
+        raise  # names the record and how to recover
+    except StoreError as exc:
+        raise LaminaError(f"task {spec.pathspec}: {exc}") from None
 
 
 def _foreach_item(items: Any, index: int) -> Any:
@@ -220,13 +218,14 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
     """Run one task to completion; return the process exit code. Never raises for a step failure:
     the failure is stored in the task's record, which the scheduler reads."""
     from ..flow.current import current
-    from ..versioning import layout
     from ..versioning.artifacts import ArtifactStore
+    from ..versioning.runstore import RunStore
     from .capture import Capture
 
     started = utcnow()
     stack = task_stack(spec)
     store = ArtifactStore(stack.versioning, cache_dir=stack.project_dir / ".lamina" / "cache")
+    runs = RunStore(stack.versioning)
     record = TaskRecord.begin(spec, started_at=started)
     echo = echo and not os.environ.get("LAMINA_QUIET")
     prefix = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
@@ -275,15 +274,13 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
             record.traceback = redact(record.traceback.encode(), secret_values()).decode()
             record.error = redact((record.error or "").encode(), secret_values()).decode()
             stderr += record.traceback.encode()
+        ids = (spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
         for stream, data in (("stdout", capture.stdout), ("stderr", stderr)):
             if not data:
                 continue  # nothing printed: nothing to store
-            key = layout.log_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, stream)  # type: ignore[arg-type]
-            stack.versioning.put(key, data=data, overwrite=True)
-            setattr(record, f"{stream}_key", key)
+            setattr(record, f"{stream}_key", runs.save_log(*ids, stream, data))  # type: ignore[arg-type]
         record.finished_at = utcnow()
-        key = layout.task_record_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
-        stack.versioning.put(key, data=record.model_dump_json().encode(), overwrite=True)
+        runs.save_record(record)
     except Exception:
         traceback.print_exc()
         return EXIT_INFRA
@@ -496,11 +493,26 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def run_task_command(argv: list[str]) -> int:
+    """``python -m lamina task ARGV``, in this process; returns the task's exit code."""
+    return main(argv)
+
+
+def task_command(python: str = "python") -> list[str]:
+    """The command that runs one task; append ``--spec-file PATH`` (or ``--spec-b64 ...``)."""
+    return [python, "-m", "lamina", "task"]
+
+
 def main(argv: list[str]) -> int:
-    """``python -m lamina task --spec JSON | --spec-file F | --spec-b64 B64``."""
+    """``python -m lamina task --spec JSON | --spec-file F | --spec-b64 B64 | --spec-env VAR``,
+    or ``python -m lamina task deployed ...`` (:mod:`lamina.runtime.deployed`)."""
     import argparse
     import base64
 
+    if argv and argv[0] == "deployed":  # a task of a deployed flow builds its own spec
+        from .deployed import main as deployed_main
+
+        return deployed_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lamina task", description="Run one task of a flow.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--spec", help="the TaskSpec as JSON")

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..models import TaskRecord
 from . import integrity, layout
-from .artifacts import BlobStore, parse_record
+from .artifacts import BlobStore
+from .runstore import parse_record
 
 
 @dataclass
