@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import NotFound
 from .common import print_json, table
 
 
@@ -12,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "verify", help="check stored blobs against their content addresses; list damage and how to recover"
     )
-    p.add_argument("target", nargs="?", help="FLOW or FLOW/RUN (default: the whole store)")
+    p.add_argument("target", nargs="?", help="FLOW, FLOW/RUN or RUN (default: the whole store)")
     p.add_argument(
         "--remove-damaged",
         action="store_true",
@@ -28,6 +29,14 @@ def run(args: argparse.Namespace) -> int:
 
     flow, _, run_id = (args.target or "").strip("/").partition("/")
     with resolve_stack(args.stack) as stack:
+        if flow[:1].isdigit() and not run_id:  # a bare RUN id (run ids start with the date)
+            from ..versioning.runstore import RunStore
+
+            runs = RunStore(stack.versioning)
+            owners = [f for f in runs.flows() if runs.run_exists(f, flow)]
+            if not owners:
+                raise NotFound(f"verify: no run {flow!r} is stored on stack {stack.name}; give FLOW/RUN.")
+            flow, run_id = owners[0], flow
         report = verify_store(
             stack.versioning, flow or None, run_id or None, remove_damaged=args.remove_damaged
         )

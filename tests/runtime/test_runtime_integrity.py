@@ -109,6 +109,7 @@ def test_verify_lists_damage_and_the_runs_it_affects_and_remove_then_resume_repa
     assert {(u["step"], u["artifact"]) for u in damaged["uses"]} == {("start", "x"), ("end", "x")}
     assert as_json["affected_runs"] == {f"IntegrityFlow/{run_id}": ["start"]}
 
+    assert f"IntegrityFlow/{run_id}/start/0 (x)" in lamina("verify", run_id).stdout  # a bare run id
     assert lamina("verify", "--remove-damaged").returncode == 1
     resumed = flow_cli("integrity.py", "resume", "--origin-run-id", run_id, "start")
     assert resumed.returncode == 0, resumed.stderr
