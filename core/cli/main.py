@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("flow")
     p.add_argument("--stack")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--wait", action="store_true", help="follow the run to its end, print it, and index it")
+    p.add_argument("--timeout", type=float, help="with --wait: give up following after this many seconds")
 
     p = sub.add_parser(
         "emulate",
@@ -130,7 +132,13 @@ def _run_plugin_command(info: CommandInfo, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from ..errors import LaminaError
+    from .common import fail
+
+    try:
+        parser = build_parser()  # plugins' commands: a plugin that fails to load is reported here
+    except LaminaError as exc:
+        return fail(exc)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()

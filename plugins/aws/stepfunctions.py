@@ -17,7 +17,7 @@ records the run in the metadata database (the tasks cannot reach a laptop's SQLi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from lamina.adapter import (
     check_trigger_parameters,
@@ -48,6 +48,12 @@ class StepFunctionsSettings(AdapterSettings):
     name_prefix: str = Field(default="lamina-", description="state machine names are prefix + flow name")
     events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
     max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
+    wait: Literal["sync", "poll"] = Field(
+        default="sync",
+        description="how a state waits for a task's job: 'sync' (the .sync integration, the default on AWS) "
+        "or 'poll' (a create, wait, describe, choice loop with @retry compiled in; the emulated stack's)",
+    )
+    poll_seconds: int = Field(default=10, ge=1, le=3600, description="'poll': seconds between job status checks")
 
 
     @field_validator("role")
@@ -138,6 +144,8 @@ class StepFunctionsOrchestration:
             job_name_stem=stem,
             secrets_arn=sm.secrets_arn,
             max_concurrency=self.settings.max_concurrency,
+            wait=self.settings.wait,
+            poll_seconds=self.settings.poll_seconds,
         )
         definition = compiler.definition()
         return definition, uri
