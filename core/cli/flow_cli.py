@@ -21,6 +21,40 @@ def flow_main(flow_cls: type[FlowSpec], argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+BUILTIN_OPTIONS = (
+    "stack",
+    "max-workers",
+    "max-splits",
+    "tag",
+    "run-id-file",
+    "quiet",
+    "origin-run-id",
+    "help",
+)
+"""Options of ``run``/``resume`` that a parameter may not be named like (``_`` counts as ``-``)."""
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _check_parameter_names(flow_cls: type[FlowSpec]) -> None:
+    for attr, param in flow_cls.parameters().items():
+        if param.name.replace("_", "-") in BUILTIN_OPTIONS or param.name == "h":
+            raise ParameterError(
+                f"flow {flow_cls.__name__}: Parameter({param.name!r}) (attribute {attr!r}) would be the "
+                f"option --{param.name}, which `run` and `resume` already have "
+                f"({', '.join('--' + o for o in BUILTIN_OPTIONS)}); rename the parameter, "
+                f"e.g. Parameter({param.name.replace('-', '_') + '_value'!r})."
+            )
+
+
 def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python {os.path.basename(sys.argv[0]) if sys.argv else 'flow.py'}",
@@ -38,8 +72,10 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         p.add_argument(
             "--stack", help="stack to run on (default: LAMINA_STACK, the project's, the user's, then 'local')"
         )
-        p.add_argument("--max-workers", type=int, help="tasks at once (default: the number of cores)")
-        p.add_argument("--max-splits", type=int, help="largest foreach fan-out allowed (default 100000)")
+        p.add_argument("--max-workers", type=_positive, help="tasks at once (default: the number of cores)")
+        p.add_argument(
+            "--max-splits", type=_positive, help="largest foreach fan-out allowed (default 100000)"
+        )
         p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
         branch_options(p, "tag the run with this @project branch")
         p.add_argument("--run-id-file", help="write the run id to this file")
@@ -77,6 +113,10 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
 
 
 def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
+    from ..flow.spec import check_flow_names
+
+    check_flow_names(flow_cls)
+    _check_parameter_names(flow_cls)
     args = _parser(flow_cls).parse_args(argv)
     flow_file = os.path.abspath(sys.modules[flow_cls.__module__].__file__ or sys.argv[0])
     if args.command == "show":

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="FLOW (every run of it) or FLOW/RUN")
     p.add_argument("--stack")
 
+    from .verify_cmd import add_parser as add_verify
+
+    add_verify(sub)
+
     p = sub.add_parser("trigger", help="start a run of a deployed flow")
     p.add_argument("flow")
     p.add_argument("--stack")
@@ -175,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..runtime.sync import sync_cmd
 
             return sync_cmd(args)
+        if args.command == "verify":
+            from . import verify_cmd
+
+            return verify_cmd.run(args)
         if args.command == "trigger":
             from ..runtime.deploy import trigger_cmd
 

@@ -221,8 +221,11 @@ class RunDriver:
         return f"python {shown} resume --origin-run-id {self.run_id}"
 
     def _failure_message(self, record: TaskRecord) -> str:
+        # Without live output (--quiet, echo=False) the failure report was not shown: the error
+        # itself must still reach the user, in this message.
+        error = f": {record.error.rstrip('.')}." if record.error and not self.progress.echo else "."
         return (
-            f"{self.progress._mark('fail')} run {self.run_id} failed at step '{record.step}' (task {record.task_id}). "
+            f"{self.progress._mark('fail')} run {self.run_id} failed at step '{record.step}' (task {record.task_id}){error} "
             f"Fix the step, then resume; finished tasks are reused:\n    {self.resume_hint()}"
         )
 

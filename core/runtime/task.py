@@ -8,6 +8,7 @@ worker and every cloud job run exactly :func:`run_task`; a warm worker calls it 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,10 +132,17 @@ def resolve_flow_file(spec: TaskSpec, stack: Stack) -> str:
 class InputNamespace:
     """A parent task's artifacts, by reference; values load on first touch."""
 
-    def __init__(self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str) -> None:
+    def __init__(
+        self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str, where: str = ""
+    ) -> None:
         self.store = store
         self.refs = refs
         self.label = label
+        self.where = where or f"task {label}"
+        """Names the parent task in errors: ``task Flow/run/step/id``."""
+
+    def load(self, name: str) -> Any:
+        return self.store.load(self.refs[name], what=f"artifact {name!r} of {self.where}")
 
 
 class InputView:
@@ -154,7 +163,7 @@ class InputView:
                     f"input from step '{self._step}' has no artifact {name!r} "
                     f"(it has: {', '.join(sorted(self._namespace.refs)) or 'none'})"
                 )
-            self._cache[name] = self._namespace.store.load(ref)
+            self._cache[name] = self._namespace.load(name)
         return self._cache[name]
 
     def __repr__(self) -> str:
@@ -175,12 +184,27 @@ class Inputs(list):  # type: ignore[type-arg]
 
 def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecord:
     from ..errors import StoreError
+    from ..versioning.integrity import DamagedBlob
     from ..versioning.runstore import RunStore
 
     try:
         return RunStore(store.blobs).input_record(spec.flow_name, spec.run_id, path)
+    except DamagedBlob:
+        raise  # names the record and how to recover
     except StoreError as exc:
         raise LaminaError(f"task {spec.pathspec}: {exc}") from None
+
+
+def _foreach_item(items: Any, index: int) -> Any:
+    """Item ``index`` of a foreach: a mapping gives its keys, in order, as iterating it does in
+    Python (the mapping itself stays the artifact, so a step can still look values up)."""
+    if isinstance(items, Mapping):
+        return next(itertools.islice(iter(items), index, None))
+    return items[index]
+
+
+def _where(record: TaskRecord) -> str:
+    return f"task {record.flow_name}/{record.run_id}/{record.step}/{record.task_id}"
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -288,18 +312,20 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
         views = Inputs()
         for path in spec.input_paths:
             parent = _parent_record(store, spec, path)
-            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}")
+            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}", _where(parent))
             view = InputView(ns, parent.step)
             views.append(view)
         d["_lamina_join_inputs"] = views
     elif spec.input_paths:
         parent = _parent_record(store, spec, spec.input_paths[0])
-        d["_lamina_inputs"] = InputNamespace(store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}")
+        d["_lamina_inputs"] = InputNamespace(
+            store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}", _where(parent)
+        )
         split = graph[parent.step]
         if split.foreach and spec.split_index is not None:
             items = getattr(flow, split.foreach)
             d["_lamina_loaded"].pop(split.foreach, None)  # the list itself passes on by reference
-            d["_lamina_foreach"] = (items[spec.split_index], spec.split_index)
+            d["_lamina_foreach"] = (_foreach_item(items, spec.split_index), spec.split_index)
     return flow
 
 
@@ -363,7 +389,9 @@ def _finish(
             raise FlowDefinitionError(
                 f"step '{node.name}' ({node.where}): foreach={node.foreach!r} but self.{node.foreach} was never assigned."
             ) from None
-        if not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
+        if isinstance(items, Mapping):
+            pass  # fans out over its keys (see _foreach_item)
+        elif not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
             try:
                 items = list(items)
             except TypeError:
@@ -459,6 +487,15 @@ def _user_traceback(exc: BaseException) -> str:
         if not frame.filename.startswith(internal):
             keep_from = i
             break
+    if isinstance(exc, LaminaError):
+        # raised on purpose (a damaged blob, a bad foreach...): its message says what and where,
+        # so Lamina's frames below the user's last one are noise
+        user = [i for i, f in enumerate(frames) if not f.filename.startswith(internal)]
+        if user:
+            shown = traceback.format_list(frames[keep_from : user[-1] + 1])
+            return "Traceback (most recent call last):\n" + "".join(
+                shown + traceback.format_exception_only(type(exc), exc)
+            )
     while tb is not None and keep_from > 0:
         tb = tb.tb_next
         keep_from -= 1

@@ -41,29 +41,25 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
 from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
-from ..redaction import SECRET_NAME
+from ..redaction import redact_mapping
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
-_SECRET = SECRET_NAME
 
 RunStatus = str  # "running" | "succeeded" | "failed"
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every entry whose key looks like a secret replaced by ``"***"``."""
-    if isinstance(value, dict):
-        return {k: "***" if isinstance(k, str) and _SECRET.search(k) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    """``value`` with every entry whose key is a secret name replaced by ``"***"`` and secrets in
+    string values (a URL's password...) masked: the one rule of :mod:`lamina.redaction`."""
+    return redact_mapping(value)
 
 
 class RunInfo(BaseModel):
@@ -121,7 +117,15 @@ class MetadataStore:
         self.engine = self._make_engine(busy_timeout)
         try:
             self._migrate()
-        except (OperationalError, ImportError) as e:
+        except DatabaseError as e:
+            self.engine.dispose()
+            if self._is_damaged(e):
+                raise StoreError(self._damaged_message(e)) from None
+            raise StoreError(
+                f"cannot open {self._where()}: {e.orig}. Check `metadata_url` in the stack's [versioning] "
+                "table, that the server runs and the credentials (PGPASSWORD, ~/.pgpass) are set"
+            ) from None
+        except ImportError as e:
             self.engine.dispose()
             raise StoreError(
                 f"cannot open {self._where()}: {e}. Check `metadata_url` in the stack's [versioning] "
@@ -165,11 +169,38 @@ class MetadataStore:
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(lamina_write=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(lamina_write=True)
+                with conn.begin():
+                    yield conn
+        except DatabaseError as e:
+            if self._is_damaged(e):
+                raise StoreError(self._damaged_message(e)) from None
+            raise
+
+    def _is_damaged(self, e: DatabaseError) -> bool:
+        """A SQLite file that is not (or no longer) a database, as opposed to a busy or missing one."""
+        text_ = str(e.orig).lower()
+        return self.url.get_backend_name() == "sqlite" and (
+            "not a database" in text_ or "malformed" in text_ or "file is encrypted" in text_
+        )
+
+    def _damaged_message(self, e: DatabaseError) -> str:
+        path = Path(self.url.database or "")
+        flows = sorted(p.name for p in (path.parent / "blobs" / "runs").glob("*") if p.is_dir())
+        each = (
+            " ".join(f"`lamina sync {f}`" for f in flows[:5]) + (" ..." if len(flows) > 5 else "")
+            if flows
+            else "`lamina sync FLOW` for each flow"
+        )
+        return (
+            f"{path} is not a Lamina metadata database (SQLite: {e.orig}): it is damaged or was "
+            "overwritten. The runs themselves are safe in the blob store; this file only indexes them. "
+            f"To rebuild it, move it aside (`mv {path} {path}.damaged`, with any -wal/-shm beside it), "
+            f"then run {each}."
+        )
 
     def revision(self) -> str | None:
         """The schema revision of the database, or ``None`` before the first migration."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import NotFound, StoreError
 from ..models import TaskRecord
 from . import layout
+from .integrity import DamagedBlob
 from .layout import new_run_id
 
 if TYPE_CHECKING:
@@ -65,19 +66,27 @@ class RunStore:
     def record_at(self, key: str) -> TaskRecord | None:
         """The record stored under ``key`` (as :meth:`save_record` returned it), or ``None``.
 
-        :raises StoreError: the bytes there are not a task record (a damaged store).
+        :raises DamagedBlob: the bytes there are not a task record (a damaged store).
         """
         try:
             raw = self.blobs.get(key)
         except KeyError:
             return None
-        try:
-            return TaskRecord.model_validate_json(raw)
-        except ValueError as e:
-            raise StoreError(
-                f"the task record {key!r} is damaged (not a valid record: {str(e).splitlines()[0]}). "
-                "Run `lamina verify` to see what else is affected; resume the run to recompute the task."
-            ) from e
+        return parse_record(raw, key)
+
+    def step_succeeded(self, flow: str, run_id: str, step: str) -> bool:
+        """Whether a task of ``step`` recorded success (for ``end``: whether the run succeeded)."""
+        for key in self.blobs.list(
+            layout.run_prefix(flow, run_id) + f"{layout.check_segment(step, 'step name')}/"
+        ):
+            try:
+                layout.parse_task_record_key(key)
+                record = self.record_at(key)
+            except (ValueError, StoreError):
+                continue  # a log, or a damaged record: not a success
+            if record is not None and record.ok:
+                return True
+        return False
 
     def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
         """The attempts of a task that stored a completion record, ascending."""
@@ -209,6 +218,14 @@ class RunStore:
         pointer = self._json(layout.latest_run_key(flow, user))
         return str(pointer["run_id"]) if pointer and pointer.get("run_id") else None
 
+    def flows(self) -> list[str]:
+        """Names of the flows that stored a run, sorted (from the latest-run pointers when there
+        are any, a cheap listing; else from the runs themselves)."""
+        names = {key.split("/")[1] for key in self.blobs.list("pointers/") if key.count("/") >= 2}
+        if not names:
+            names = {key.split("/")[1] for key in self.blobs.list(layout.RUNS_PREFIX) if key.count("/") >= 3}
+        return sorted(names)
+
     def run_ids(self, flow: str) -> list[str]:
         """Ids of every run of ``flow`` that stored anything, sorted (oldest first)."""
         prefix = layout.flow_prefix(flow)
@@ -260,6 +277,24 @@ class RunStore:
         if not isinstance(value, dict):
             raise StoreError(f"{key!r} in the blob store is damaged (not a JSON object).")
         return value
+
+
+def parse_record(raw: bytes, key: str) -> TaskRecord:
+    """A task record from its stored JSON.
+
+    :raises DamagedBlob: the bytes are not a valid record (a damaged or truncated blob).
+    """
+    try:
+        return TaskRecord.model_validate_json(raw)
+    except ValueError as e:
+        first = str(e).splitlines()[1:2] or [str(e)[:200]]
+        raise DamagedBlob(
+            f"the blob store is damaged: the task record {key!r} is not a valid task record "
+            f"({first[0].strip()}). The task's results cannot be trusted: re-run it with "
+            "`python flow.py resume --origin-run-id RUN STEP`, or restore the file from a backup; "
+            "`lamina verify` lists every damaged blob",
+            key=key,
+        ) from None
 
 
 def _canonical(value: dict[str, Any]) -> bytes:

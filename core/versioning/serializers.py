@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import LaminaError, StoreError
+from .integrity import new_fast_hash
 from .layout import OWNED_TEMP_SUFFIX
 
 CHUNK = 16 << 20
@@ -66,6 +67,8 @@ class SinkResult:
     size: int
     data: bytes | None
     path: str | None
+    fast_digest: str | None = None
+    """The xxh3-128 of the bytes (``None`` without ``xxhash``): what loads check a mapped blob by."""
 
 
 _PARALLEL_HASH_AT = 4 << 20
@@ -102,6 +105,7 @@ class Sink:
     def reset(self) -> None:
         """Forget everything written so far (a serializer changing its mind)."""
         self._hash = hashlib.sha256()
+        self._fast = new_fast_hash()
         self._size = 0
         self._mem: io.BytesIO | None = io.BytesIO() if self._keep else None
         self._file: io.BufferedWriter | None = None
@@ -128,10 +132,14 @@ class Sink:
             hasher.start()
             try:
                 self._file.write(view)
+                if self._fast is not None:
+                    self._fast.update(view)
             finally:
                 hasher.join()
         else:
             self._hash.update(view)
+            if self._fast is not None:
+                self._fast.update(view)
             if self._file is not None:
                 self._file.write(view)
             elif self._mem is not None:
@@ -153,9 +161,12 @@ class Sink:
         """Close the stream; the result's ``path`` stays valid until the sink is left."""
         if self._file is not None:
             self._file.close()
-            return SinkResult(self._hash.hexdigest(), self._size, None, self._path)
+            return SinkResult(self._hash.hexdigest(), self._size, None, self._path, self._fast_hex())
         data = self._mem.getvalue() if self._mem is not None else None
-        return SinkResult(self._hash.hexdigest(), self._size, data, None)
+        return SinkResult(self._hash.hexdigest(), self._size, data, None, self._fast_hex())
+
+    def _fast_hex(self) -> str | None:
+        return None if self._fast is None else str(self._fast.hexdigest())
 
     def _discard_file(self) -> None:
         if self._file is not None and not self._file.closed:

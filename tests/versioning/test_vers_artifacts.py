@@ -122,7 +122,7 @@ def test_the_namespace_loads_only_the_artifact_touched_and_only_once(store):
     refs = {"small": store.save(1), "big": store.save(np.zeros(10)), "other": store.save("x")}
     loads: list[str] = []
     original = store.load
-    store.load = lambda ref: (loads.append(ref.key), original(ref))[1]  # type: ignore[method-assign]
+    store.load = lambda ref, **kw: (loads.append(ref.key), original(ref, **kw))[1]  # type: ignore[method-assign]
     ns = ArtifactNamespace(store, refs, where="task F/r1/train/1")
     assert ns.small == 1 and ns.small == 1 and ns["small"] == 1
     assert loads == [refs["small"].key]

@@ -287,7 +287,7 @@ def test_plugins_register_serializers_that_take_precedence_and_may_decline(store
     try:
         assert ser.serializers()[0].name == "test-point"
         ref = store.save(Point(5))
-        assert ref.serializer == "test-point" and ref.meta == {"x": 5} and ref.size == 1
+        assert ref.serializer == "test-point" and ref.meta["x"] == 5 and ref.size == 1
         assert store.load(ref).x == 5
         declined = store.save(Point(-1))  # handed to the next serializer that accepts it
         assert declined.serializer == "pickle" and store.load(declined).x == -1
