@@ -57,7 +57,7 @@ def _fits(preview: dict[str, Any], limit: int) -> bool:
 
 
 def _cell(value: Any) -> str:
-    text = str(value) if isinstance(value, str) else repr(value)
+    text = str(value)  # a cell or element as people read it: 0.5, 2024-01-01, None
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 

@@ -1,0 +1,27 @@
+"""A flow whose second step fails, after writing to both of its logs."""
+
+import sys
+
+from lamina import FlowSpec, step
+
+
+class UIFailFlow(FlowSpec):
+    @step
+    def start(self):
+        self.rows = 3
+        self.next(self.explode)
+
+    @step
+    def explode(self):
+        print("about to divide rows by zero")
+        print("a warning on stderr", file=sys.stderr)
+        self.ratio = self.rows / 0
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    UIFailFlow()
