@@ -101,8 +101,8 @@ def build_app(data: UIData, *, token: str | None = None, masker: Masker | None =
             status=q.get("status") or None,
             tags=[t for t in q.getlist("tag") if t],
             user=q.get("user") or None,
-            limit=_int(r, "limit", 50) or 50,
-            offset=_int(r, "offset", 0) or 0,
+            limit=_int(r, "limit", 50),  # type: ignore[arg-type]
+            offset=_int(r, "offset", 0),  # type: ignore[arg-type]
         )
 
     def download(r: Request) -> Response:

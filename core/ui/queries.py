@@ -343,8 +343,15 @@ class UIData:
         return files
 
     def code(self, run_id: str) -> dict[str, Any]:
+        """The files of the run's code package, and which of them is the flow's file."""
         files = self._code_files(run_id)
-        return {"run": run_id, "files": [{"path": p, "size": len(b)} for p, b in sorted(files.items())]}
+        graph = (self.manifest(self._run_info(run_id)) or {}).get("graph") or {}
+        flow_file = str(graph.get("file") or "").replace("\\", "/").rsplit("/", 1)[-1]
+        return {
+            "run": run_id,
+            "flow_file": flow_file if flow_file in files else None,
+            "files": [{"path": p, "size": len(b)} for p, b in sorted(files.items())],
+        }
 
     def code_file(self, run_id: str, path: str) -> dict[str, Any]:
         check_relative(path)

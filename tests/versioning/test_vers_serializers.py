@@ -386,7 +386,7 @@ def test_an_array_records_shape_dtype_and_statistics(store):
         "kind": "array",
         "shape": [3, 4],
         "dtype": "int32",
-        "head": [repr(np.int32(i)) for i in range(10)],
+        "head": [str(i) for i in range(10)],
         "min": 0,
         "max": 11,
         "mean": 5.5,

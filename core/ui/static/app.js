@@ -282,7 +282,7 @@ async function taskPage(runId, step, taskId) {
 
 async function codePage(runId, path) {
   const listing = await api(`/api/runs/${enc(runId)}/code`);
-  const current = path || (listing.files.find((f) => f.path.endsWith(".py")) || listing.files[0] || {}).path;
+  const current = path || listing.flow_file || (listing.files.find((f) => f.path.endsWith(".py")) || listing.files[0] || {}).path;
   const body = h("pre", { class: "code", id: "code-file" }, "");
   fill(view, 
     h("p", {}, h("a", { href: `#/run/${enc(runId)}` }, `← run ${runId}`)),

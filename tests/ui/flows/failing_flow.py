@@ -1,5 +1,6 @@
 """A flow whose second step fails, after writing to both of its logs."""
 
+import os
 import sys
 
 from lamina import FlowSpec, step
@@ -14,6 +15,7 @@ class UIFailFlow(FlowSpec):
     @step
     def explode(self):
         print("about to divide rows by zero")
+        print("the leaked value is", os.environ.get("UI_LEAKED", ""))  # not secret-named: stored as is
         print("a warning on stderr", file=sys.stderr)
         self.ratio = self.rows / 0
         self.next(self.end)
