@@ -399,8 +399,17 @@ class MetadataStore:
         ``limit`` and ``offset`` page through them in SQL (a page of thousands of runs reads only
         its own rows).
         """
-        q = _run_filters(select(s.runs), flow, tags, status, user, since, until, run_ids)
-        q = q.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit).offset(offset or None)
+        newest_first = (s.runs.c.started_at.desc(), s.runs.c.id.desc())
+        q = select(s.runs)
+        if limit is not None or offset:
+            # Sort and skip over the narrow (started_at, id) pairs, then read only the page's full
+            # rows: sorting whole rows would carry every run's parameters and package list along.
+            page = _run_filters(select(s.runs.c.id), flow, tags, status, user, since, until, run_ids)
+            page = page.order_by(*newest_first).limit(limit).offset(offset or None)
+            q = q.where(s.runs.c.id.in_(page.scalar_subquery()))
+        else:
+            q = _run_filters(q, flow, tags, status, user, since, until, run_ids)
+        q = q.order_by(*newest_first)
         with self._tx(write=False) as conn:
             rows = conn.execute(q).mappings().all()
             tag_map: dict[str, list[str]] = {}
