@@ -456,7 +456,14 @@ def _series_by_name(pairs: Sequence[tuple[TaskInfo, Any]]) -> dict[str, list[dic
         )
         x = m.step if m.step is not None else len(series["points"])
         series["points"].append([x, m.value])
-    return {name: list(by_task.values()) for name, by_task in sorted(out.items())}
+    def ordered(by_task: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+        # steps in the order they first logged, then a foreach's tasks by index (not by finish time)
+        first: dict[str, int] = {}
+        for i, (step, _) in enumerate(by_task):
+            first.setdefault(step, i)
+        return [by_task[k] for k in sorted(by_task, key=lambda k: (first[k[0]], _task_order(k[1])))]
+
+    return {name: ordered(by_task) for name, by_task in sorted(out.items())}
 
 
 def _dag(

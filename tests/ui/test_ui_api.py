@@ -80,6 +80,10 @@ def test_a_run_has_its_dag_with_fan_out_counts_and_step_statuses(ui_server: Serv
     assert all(t["attempts"] == 1 and t["duration"] is not None for n in dag["nodes"] for t in n["tasks"])
     assert run["stack_name"] == "local" and run["code_key"].startswith("code/sha256/")
     assert run["params"] == {"alpha": 0.5}
+    reads = [(d["step"], d["kind"], d["target"]) for d in run["data_reads"]]
+    assert reads == [("table", "write", "ui_predictions"), ("table", "table", "ui_predictions")]
+    assert all(d["version"] and d["adapter"] == "duckdb" for d in run["data_reads"])
+    assert run["data_reads"][1]["rows"] == 25
 
 
 def test_a_failed_run_shows_the_failed_step_and_the_steps_it_never_reached(

@@ -68,6 +68,9 @@ def test_a_run_shows_its_dag_tasks_metrics_and_parameters(page: Any, ui_server: 
     expect(plot.locator("path.series")).to_have_count(3)
     expect(page.locator("#params")).to_contain_text("alpha")
     expect(page.locator("#stack")).to_contain_text("local")
+    expect(page.locator("#data-reads tbody tr")).to_have_count(2)
+    expect(page.locator("#data-reads")).to_contain_text("ui_predictions@")
+    expect(page.locator('#stack details[data-layer="versioning"]')).to_contain_text("versioning: local")
     assert_no_secret(page)
     screenshot(page, "run")
 
@@ -144,6 +147,10 @@ def test_artifacts_show_table_array_and_value_previews(page: Any, ui_server: Ser
     expect(weights).to_contain_text("(10, 100)")
     expect(weights).to_contain_text("float64")
     expect(page.locator('.artifact[data-name="scores"] .value-preview')).to_have_text("[0.55, 0.65, 0.75]")
+    chart = page.locator('.artifact[data-name="chart"] img.thumb')
+    expect(chart).to_be_visible()
+    assert chart.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [4, 3]  # the PNG decoded
+    expect(page.locator('.artifact[data-name="chart"]')).to_contain_text("png image, 4×3")
     download = page.locator('.artifact[data-name="predictions"] a[download]')
     assert "/artifacts/predictions" in (download.get_attribute("href") or "")
     screenshot(page, "task-artifacts")

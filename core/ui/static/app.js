@@ -198,7 +198,7 @@ async function runPage(runId) {
       h("h2", {}, "Metrics"), metricsBox,
       h("div", { class: "row" },
         h("div", { class: "panel", id: "params" }, h("h2", {}, "Parameters"), Object.keys(run.params).length ? kv(run.params) : h("p", { class: "muted" }, "none")),
-        h("div", { class: "panel", id: "stack" }, h("h2", {}, "Stack"), kv(run.stack)),
+        h("div", { class: "panel", id: "stack" }, h("h2", {}, "Stack"), stackView(run.stack)),
         h("div", { class: "panel", id: "code" }, h("h2", {}, "Code"),
           run.code_key ? [h("p", { class: "mono" }, run.code_key.split("/").pop().slice(0, 16)), h("a", { href: `#/code/${enc(run.id)}`, id: "browse-code" }, "browse the files")] : h("p", { class: "muted" }, "no code package"),
           h("p", { class: "muted" }, `Python ${run.python_version}`)),
@@ -207,6 +207,17 @@ async function runPage(runId) {
     );
     api(`/api/runs/${enc(run.id)}/metrics`).then((m) => metricsBox.replaceChildren(metricPlots(m.metrics))).catch(fail);
   }
+}
+
+// a stack snapshot: its name, then each layer's adapter with its settings folded away
+function stackView(stack) {
+  const { layers = {}, ...rest } = stack || {};
+  return h("div", {}, kv(rest), Object.entries(layers).map(([layer, cfg]) => {
+    const { adapter, ...settings } = cfg || {};
+    return h("details", { class: "layer", "data-layer": layer },
+      h("summary", {}, h("strong", {}, layer), `: ${adapter}`),
+      Object.keys(settings).length ? kv(settings) : h("p", { class: "muted" }, "default settings"));
+  }));
 }
 
 function metricPlots(metrics, labelOf = (s) => s.task) {

@@ -2,6 +2,8 @@
 join, a table, a numpy array, a plain value, and a secret that its logs must never show."""
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +36,9 @@ class UITrainFlow(FlowSpec):
         self.predictions = pa.table(
             {"id": list(range(25)), "label": [f"class-{i % 3}" for i in range(25)], "p": [i / 25 for i in range(25)]}
         )
+        current.data.write("ui_predictions", self.predictions)  # a write and a read, with versions
+        self.rows_read = current.data.read("ui_predictions").num_rows
+        self.chart = _png(4, 3)
         self.next(self.merge)
 
     @step
@@ -50,6 +55,20 @@ class UITrainFlow(FlowSpec):
     def end(self):
         self.best = max(self.scores)
         current.log_metric("best", self.best)
+
+
+def _png(width, height):
+    """A small red-to-blue PNG, written by hand so the flow needs no imaging library."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((255 * x // width, 40 * y, 255 - 255 * x // width)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 if __name__ == "__main__":
