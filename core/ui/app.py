@@ -40,7 +40,7 @@ class Masker:
 
     def __init__(self, secrets: list[bytes] | None = None) -> None:
         found = list(secrets if secrets is not None else secret_values())
-        escaped = [json.dumps(s.decode("utf-8", "replace"))[1:-1].encode() for s in found]
+        escaped = [json.dumps(s.decode("utf-8", "replace"), ensure_ascii=False)[1:-1].encode() for s in found]
         self.secrets = sorted({*found, *escaped}, key=len, reverse=True)
 
     def text(self, value: str) -> str:

@@ -277,8 +277,12 @@ class UIData:
         info = self._run_info(run_id)
         t = self._attempt(run_id, step, task_id, attempt)
         out: dict[str, Any] = {"status": t.status, "attempt": t.attempt}
+        own = layout.attempt_prefix(info.flow, run_id, step, task_id, t.attempt)
         for stream, key in (("stdout", t.stdout_key), ("stderr", t.stderr_key)):
             key = key or layout.log_key(info.flow, run_id, step, task_id, t.attempt, stream)  # type: ignore[arg-type]
+            if not key.startswith(own) or ".." in key.split("/"):
+                # a log lives under its own attempt's prefix; anything else is not read
+                raise BadRequest(f"refused: the log key {key!r} of {step}/{task_id} is not this task's")
             try:
                 data = self.blobs.get(key)
             except KeyError:
@@ -295,6 +299,10 @@ class UIData:
         ref = self.meta.artifacts([t.pk])[t.pk].get(name)
         if ref is None:
             raise NotFound(f"task {run_id}/{step}/{task_id} has no artifact {name!r}")
+        try:
+            layout.digest_of(ref.key)  # only content-addressed artifact keys are ever read
+        except ValueError:
+            raise BadRequest(f"refused: artifact {name!r} has the key {ref.key!r}, not a content address") from None
         return ref, self.blobs.local_path(ref.key)
 
     def artifact_bytes(self, key: str) -> bytes:

@@ -303,3 +303,35 @@ def test_without_the_extra_the_command_says_what_to_install(ui_project: Project,
     assert result.returncode == 2
     assert "pip install 'lamina[ui]'" in result.stderr and "Traceback" not in result.stderr
 
+
+
+def test_keys_in_tampered_metadata_never_reach_outside_the_store(lamina_stack: Any, tmp_path: Any) -> None:
+    """Metadata names the blobs the UI reads; a row pointing elsewhere is refused, not followed."""
+    from lamina.models import ArtifactRef, TaskRecord
+    from lamina.ui.queries import BadRequest, UIData
+    from lamina.versioning.artifacts import ArtifactStore
+    from lamina.versioning.metadata import MetadataStore
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not in the store")
+    meta = MetadataStore(lamina_stack.versioning.metadata_url())
+    meta.create_run("F", "20260101T000000.000000.abcdef", {}, {}, None, "u", [], "3.11", {})
+    record = TaskRecord(
+        run_id="20260101T000000.000000.abcdef",
+        flow_name="F",
+        step="start",
+        task_id="0",
+        attempt=0,
+        ok=True,
+        artifacts={"x": ArtifactRef(key=f"../../../../../..{outside}", serializer="pickle", size=16)},
+        stdout_key=f"../../../../../..{outside}",
+    )
+    meta.record_task(record, "k")
+    data = UIData(meta, ArtifactStore(lamina_stack.versioning), "local")
+    try:
+        with pytest.raises(BadRequest, match="not a content address"):
+            data.artifact("20260101T000000.000000.abcdef", "start", "0", "x")
+        with pytest.raises(BadRequest, match="not this task's"):
+            data.logs("20260101T000000.000000.abcdef", "start", "0")
+    finally:
+        meta.close()
