@@ -57,7 +57,7 @@ def ui_cmd(args: argparse.Namespace) -> int:
     )
     app = build_app(data, token=token)
     sock = _bind(host, port)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown_host = socket.gethostname() if host in ("0.0.0.0", "::") else host  # reachable by name
     shown_host = f"[{shown_host}]" if ":" in shown_host and not shown_host.startswith("[") else shown_host
     url = f"http://{shown_host}:{sock.getsockname()[1]}/" + (f"?token={token}" if token else "")
     print(f"lamina ui: serving the runs of stack {stack.name} at {url}", flush=True)

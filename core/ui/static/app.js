@@ -130,6 +130,7 @@ async function runsPage() {
       h("thead", {}, h("tr", {}, ["", "Flow", "Run", "Status", "User", "Branch / tags", "Parameters", "Started (UTC)", "Took"].map((c) => h("th", {}, c)))),
       h("tbody", {}, rows)),
   );
+  performance.mark("lamina:runs-drawn"); // benchmarks/ui_runs.py reads when the rows were in the page
 }
 
 // ------------------------------------------------------------------------------ a run
