@@ -9,7 +9,6 @@ unpickled or executed. Lists are paged in SQL. Secrets are masked by :class:`Mas
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import tarfile
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError, NotFound
 from ..redaction import is_secret_name
-from ..versioning import layout
+from ..versioning.runstore import RunStore
 
 if TYPE_CHECKING:
     from ..versioning.artifacts import ArtifactStore
@@ -116,6 +115,7 @@ class UIData:
         self.meta = metadata
         self.store = artifacts
         self.blobs = artifacts.blobs
+        self.records = RunStore(artifacts.blobs)
         self.stack_name = stack_name
         self._manifests: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._code: OrderedDict[str, dict[str, bytes]] = OrderedDict()
@@ -162,8 +162,8 @@ class UIData:
             if info.id in self._manifests:
                 return self._manifests[info.id]
         try:
-            found = json.loads(self.blobs.get(layout.run_manifest_key(info.flow, info.id)))
-        except (KeyError, ValueError):
+            found = self.records.load_manifest(info.flow, info.id)
+        except (LaminaError, ValueError):
             found = None
         if info.status != "running":
             with self._lock:
@@ -277,12 +277,11 @@ class UIData:
         info = self._run_info(run_id)
         t = self._attempt(run_id, step, task_id, attempt)
         out: dict[str, Any] = {"status": t.status, "attempt": t.attempt}
-        own = layout.attempt_prefix(info.flow, run_id, step, task_id, t.attempt)
-        for stream, key in (("stdout", t.stdout_key), ("stderr", t.stderr_key)):
-            key = key or layout.log_key(info.flow, run_id, step, task_id, t.attempt, stream)  # type: ignore[arg-type]
-            if not key.startswith(own) or ".." in key.split("/"):
-                # a log lives under its own attempt's prefix; anything else is not read
-                raise BadRequest(f"refused: the log key {key!r} of {step}/{task_id} is not this task's")
+        for stream, recorded in (("stdout", t.stdout_key), ("stderr", t.stderr_key)):
+            key = self.records.log_key(info.flow, run_id, step, task_id, t.attempt, stream)  # type: ignore[arg-type]
+            if recorded not in (None, key):
+                # metadata names a log elsewhere than this attempt's own: it is not followed
+                raise BadRequest(f"refused: the log key {recorded!r} of {step}/{task_id} is not this task's")
             try:
                 data = self.blobs.get(key)
             except KeyError:
@@ -299,18 +298,13 @@ class UIData:
         ref = self.meta.artifacts([t.pk])[t.pk].get(name)
         if ref is None:
             raise NotFound(f"task {run_id}/{step}/{task_id} has no artifact {name!r}")
-        try:
-            layout.digest_of(ref.key)  # only content-addressed artifact keys are ever read
-        except ValueError:
-            raise BadRequest(f"refused: artifact {name!r} has the key {ref.key!r}, not a content address") from None
+        if not self.store.is_content_key(ref.key):  # only content-addressed artifact keys are read
+            raise BadRequest(f"refused: artifact {name!r} has the key {ref.key!r}, not a content address")
         return ref, self.blobs.local_path(ref.key)
 
     def artifact_bytes(self, key: str) -> bytes:
         """The blob of an artifact, checked against its content address."""
-        data = self.blobs.get(key)
-        if hashlib.sha256(data).hexdigest() != layout.digest_of(key):
-            raise LaminaError(f"the blob {key} does not match its content address: the store is damaged")
-        return data
+        return self.store.stored_bytes(key)
 
     # ------------------------------------------------------------------------------ metrics
 
@@ -332,9 +326,7 @@ class UIData:
         with self._lock:
             if key in self._code:
                 return self._code[key]
-        data = self.blobs.get(key)
-        if hashlib.sha256(data).hexdigest() != layout.digest_of(key):
-            raise LaminaError(f"the code package {key} does not match its content address: the store is damaged")
+        data = self.store.stored_bytes(key)
         files: dict[str, bytes] = {}
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for member in tar.getmembers():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FLOWS, Project, Server, screenshot, start_server, stop_server
+from ui_helpers import FLOWS, Project, Server, screenshot, start_server, stop_server
 
 for _module in ("moto", "fakesnow", "boto3", "snowflake"):
     if importlib.util.find_spec(_module) is None:

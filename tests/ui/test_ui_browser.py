@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import SECRET, Project, Server, screenshot
+from ui_helpers import SECRET, Project, Server, screenshot
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright")
 from playwright.sync_api import expect  # noqa: E402
