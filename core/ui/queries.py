@@ -52,12 +52,16 @@ def masked_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: "***" if is_secret_name(k) else v for k, v in params.items()}
 
 
-def branch_of(tags: Sequence[str]) -> str | None:
-    """A run's branch: its ``branch:NAME`` tag (what ``@project`` deployments tag runs with)."""
+def tagged(tags: Sequence[str], kind: str) -> str | None:
+    """The value of a run's ``kind:VALUE`` tag: ``@project`` runs carry ``project:`` and ``branch:``."""
     for tag in tags:
-        if tag.startswith("branch:"):
-            return tag[len("branch:") :]
+        if tag.startswith(kind + ":"):
+            return tag[len(kind) + 1 :]
     return None
+
+
+def branch_of(tags: Sequence[str]) -> str | None:
+    return tagged(tags, "branch")
 
 
 def run_summary(info: RunInfo) -> dict[str, Any]:
@@ -67,6 +71,7 @@ def run_summary(info: RunInfo) -> dict[str, Any]:
         "status": info.status,
         "user": info.user,
         "tags": list(info.tags),
+        "project": tagged(info.tags, "project"),
         "branch": branch_of(info.tags),
         "params": masked_params(dict(info.params)),
         "started_at": _iso(info.started_at),

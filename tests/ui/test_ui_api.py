@@ -34,7 +34,7 @@ def test_runs_are_listed_newest_first_with_what_the_list_shows(ui_server: Server
     assert ids == [ui_project.runs["failed"], ui_project.runs["candidate"], ui_project.runs["main"]]
     main = page["runs"][2]
     assert main["flow"] == "UITrainFlow" and main["status"] == "succeeded" and main["branch"] == "main"
-    assert main["params"] == {"alpha": 0.5} and main["tags"] == ["branch:main"]
+    assert main["params"] == {"alpha": 0.5} and main["tags"] == ["branch:main"] and main["project"] is None
     assert main["duration"] > 0 and main["started_at"] < main["finished_at"]
     assert set(main) >= {"user", "origin_run_id"}
 

@@ -48,8 +48,9 @@ function size(n) {
 const show = (v) => (typeof v === "string" ? v : JSON.stringify(v));
 const kv = (obj) => h("dl", { class: "kv" }, Object.entries(obj || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, show(v))]));
 const tags = (run) => [
+  run.project ? h("span", { class: "tag branch" }, `project ${run.project}`) : null,
   run.branch ? h("span", { class: "tag branch" }, `branch ${run.branch}`) : null,
-  run.tags.filter((t) => !t.startsWith("branch:")).map((t) => h("span", { class: "tag" }, t)),
+  run.tags.filter((t) => !t.startsWith("branch:") && !t.startsWith("project:")).map((t) => h("span", { class: "tag" }, t)),
 ];
 const runLink = (id) => h("a", { href: `#/run/${enc(id)}` }, id);
 const taskHref = (run, step, task, attempt) => `#/task/${enc(run)}/${enc(step)}/${enc(task)}${attempt !== undefined ? `?attempt=${attempt}` : ""}`;
