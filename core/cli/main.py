@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ui", help="a local web UI over the stack's runs (needs lamina[ui])")
+    p.add_argument("--stack", help="the stack whose runs to show (default: the project's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+
     p = sub.add_parser(
         "emulate",
         help="run a command against local stand-ins of a stack's services",
@@ -195,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..runtime.deploy import deployments_cmd
 
             return deployments_cmd(args)
+        if args.command == "ui":  # the optional extra loads only here
+            from ..ui.server import ui_cmd
+
+            return ui_cmd(args)
         if args.command == "emulate":
             from .emulate_cmd import describe_stacks, emulate_cmd
 

@@ -133,7 +133,8 @@ class RunDriver:
                 "packages": _packages(),
                 "origin_run_id": self.origin_run_id,
             }
-            self.runs.save_manifest(self.flow_name, self.run_id, manifest)
+            # the graph is for readers of the run (lamina ui draws it); create_run takes the rest
+            self.runs.save_manifest(self.flow_name, self.run_id, {**manifest, "graph": self.graph.describe()})
             self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
             self.writer.call("create_run", **manifest)
         except BaseException:

@@ -191,6 +191,33 @@ class ArtifactStore:
                 "code is importable"
             ) from e
 
+    def stored_bytes(self, key: str) -> bytes:
+        """The bytes under a content-addressed key (an artifact's, a code package's), checked
+        against their address, for tools that read blobs without loading them (``lamina ui``).
+
+        :raises ValueError: ``key`` is not a content address (it may point anywhere).
+        :raises StoreError: the blob is missing or does not match its address.
+        """
+        import hashlib
+
+        digest = layout.digest_of(key)
+        try:
+            data = self.blobs.get(key)
+        except KeyError:
+            raise StoreError(_missing(key)) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(f"the blob {key!r} does not match its content address: the store is damaged")
+        return data
+
+    @staticmethod
+    def is_content_key(key: str) -> bool:
+        """Whether ``key`` is a content address (of an artifact or a code package)."""
+        try:
+            layout.digest_of(key)
+        except ValueError:
+            return False
+        return True
+
     def _cached(self, key: str, size: int) -> str:
         """A local copy of ``key`` in the cache (content-addressed, so valid forever)."""
         target = self.cache_dir / "blobs" / key

@@ -423,24 +423,24 @@ class MetadataStore:
         until: dt.datetime | None = None,
         run_ids: Sequence[str] | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[RunInfo]:
-        """Runs matching every given filter (``tags``: all of them), newest first."""
+        """Runs matching every given filter (``tags``: all of them), newest first.
+
+        ``limit`` and ``offset`` page through them in SQL (a page of thousands of runs reads only
+        its own rows).
+        """
+        newest_first = (s.runs.c.started_at.desc(), s.runs.c.id.desc())
         q = select(s.runs)
-        if flow is not None:
-            q = q.where(s.runs.c.flow == flow)
-        if status is not None:
-            q = q.where(s.runs.c.status == status)
-        if user is not None:
-            q = q.where(s.runs.c.username == user)
-        if since is not None:
-            q = q.where(s.runs.c.started_at >= since)
-        if until is not None:
-            q = q.where(s.runs.c.started_at < until)
-        if run_ids is not None:
-            q = q.where(s.runs.c.id.in_(list(run_ids)))
-        for tag in tags:
-            q = q.where(s.runs.c.id.in_(select(s.tags.c.run_id).where(s.tags.c.tag == tag)))
-        q = q.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
+        if limit is not None or offset:
+            # Sort and skip over the narrow (started_at, id) pairs, then read only the page's full
+            # rows: sorting whole rows would carry every run's parameters and package list along.
+            page = _run_filters(select(s.runs.c.id), flow, tags, status, user, since, until, run_ids)
+            page = page.order_by(*newest_first).limit(limit).offset(offset or None)
+            q = q.where(s.runs.c.id.in_(page.scalar_subquery()))
+        else:
+            q = _run_filters(q, flow, tags, status, user, since, until, run_ids)
+        q = q.order_by(*newest_first)
         with self._tx(write=False) as conn:
             rows = conn.execute(q).mappings().all()
             tag_map: dict[str, list[str]] = {}
@@ -454,6 +454,21 @@ class MetadataStore:
             RunInfo(user=r["username"], tags=sorted(tag_map.get(r["id"], [])), **_without(r, "username"))
             for r in rows
         ]
+
+    def count_runs(
+        self,
+        flow: str | None = None,
+        *,
+        tags: Sequence[str] = (),
+        status: str | None = None,
+        user: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> int:
+        """How many runs :meth:`runs` would return with the same filters and no limit."""
+        q = _run_filters(select(func.count()).select_from(s.runs), flow, tags, status, user, since, until, None)
+        with self._tx(write=False) as conn:
+            return int(conn.scalar(q) or 0)
 
     def latest_run_id(self, flow: str, *, status: str | None = None, user: str | None = None) -> str | None:
         """The id of the flow's newest run (optionally with that status or user), or ``None``."""
@@ -563,6 +578,34 @@ class MetadataStore:
 
     def _where(self) -> str:
         return f"the metadata store {self.url.render_as_string(hide_password=True)}"
+
+
+def _run_filters(
+    q: Any,
+    flow: str | None,
+    tags: Sequence[str],
+    status: str | None,
+    user: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    run_ids: Sequence[str] | None,
+) -> Any:
+    """``q`` restricted to the runs matching every given filter (shared by listing and counting)."""
+    if flow is not None:
+        q = q.where(s.runs.c.flow == flow)
+    if status is not None:
+        q = q.where(s.runs.c.status == status)
+    if user is not None:
+        q = q.where(s.runs.c.username == user)
+    if since is not None:
+        q = q.where(s.runs.c.started_at >= since)
+    if until is not None:
+        q = q.where(s.runs.c.started_at < until)
+    if run_ids is not None:
+        q = q.where(s.runs.c.id.in_(list(run_ids)))
+    for tag in tags:
+        q = q.where(s.runs.c.id.in_(select(s.tags.c.run_id).where(s.tags.c.tag == tag)))
+    return q
 
 
 def _enable_wal(cur: Any, timeout: float) -> None:

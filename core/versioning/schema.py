@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-HEAD = "0001"
+HEAD = "0002"
 """The newest migration's revision: a database at this revision needs no Alembic import."""
 
 
@@ -81,6 +81,7 @@ runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Index("ix_runs_flow_started", "flow", "started_at"),
+    Index("ix_runs_started", "started_at", "id"),
     Index("ix_runs_username", "username"),
 )
 

@@ -21,7 +21,8 @@ Built-ins, and why:
 ==============  =========================================================================
 
 Every format is self-describing, so a blob loads without its ``ArtifactRef.meta``; ``meta`` says
-what was chosen (``compression``, ``pickler``) for people and tools. Heavy libraries are
+what was chosen (``compression``, ``pickler``) for people and tools, and ``meta["preview"]`` holds
+a small safe summary of the value (:mod:`.previews`) that tools show without loading it. Heavy libraries are
 imported only when a value of their type shows up.
 """
 
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import LaminaError, StoreError
+from . import previews
 from .integrity import new_fast_hash
 from .layout import OWNED_TEMP_SUFFIX
 
@@ -278,6 +280,12 @@ def candidates(value: Any) -> list[Serializer]:
     return [s for s in serializers() if s.accepts(value)]
 
 
+def _with_preview(meta: dict[str, Any], preview: dict[str, Any] | None) -> dict[str, Any]:
+    if preview is not None:
+        meta["preview"] = preview
+    return meta
+
+
 def _module(name: str) -> Any:
     """An already-imported module, or None: a value of its type cannot exist otherwise."""
     return sys.modules.get(name)
@@ -301,7 +309,7 @@ class ArrowSerializer(Serializer):
 
         with pa.ipc.new_file(out, value.schema) as writer:  # buffers reach `out` without copies
             writer.write_table(value)
-        return {"rows": value.num_rows}
+        return _with_preview({"rows": value.num_rows}, previews.safely(previews.table, value))
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         import pyarrow as pa
@@ -343,8 +351,9 @@ class PandasSerializer(ArrowSerializer):
             table = pa.Table.from_pandas(value, preserve_index=None)
         except (pa.ArrowException, TypeError, ValueError) as e:
             raise CannotSerialize(str(e)) from e
-        super().dump(table, out)
-        return {"rows": len(value)}
+        meta = super().dump(table, out)
+        meta["rows"] = len(value)
+        return meta
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         return _writable_frame(super().load_bytes(data, meta).to_pandas())
@@ -415,7 +424,8 @@ class NumpySerializer(Serializer):
             rows = max(1, CHUNK // max(1, value[0].nbytes))
             for start in range(0, value.shape[0], rows):
                 out.write(np.ascontiguousarray(value[start : start + rows]).reshape(-1).view(np.uint8))
-        return {"dtype": str(value.dtype), "shape": list(value.shape)}
+        meta = {"dtype": str(value.dtype), "shape": list(value.shape)}
+        return _with_preview(meta, previews.safely(previews.array, value))
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         import numpy as np
@@ -485,6 +495,7 @@ class PickleSerializer(Serializer):
         body_len = pos - _OUTER.size
         flags = _FLAG_CLOUDPICKLE if cloud else 0
         meta: dict[str, Any] = {"pickler": "cloudpickle" if cloud else "pickle", "buffers": len(buffers)}
+        _with_preview(meta, previews.safely(previews.value, value, sum(p.nbytes for p in parts)))
         if body_len >= _COMPRESS_MIN and _worth_compressing(segments, body_len):
             out.write(_OUTER.pack(_MAGIC, flags | _FLAG_ZSTD, body_len))
             _zstd_write(segments, body_len, out)

@@ -163,6 +163,19 @@ def test_runs_can_be_found_by_flow_tag_status_user_and_time(meta):
     assert meta.flows() == ["A", "B"]
 
 
+def test_runs_page_in_sql_and_count_with_the_same_filters(meta):
+    made = [_run(meta, "A", user="alice" if i % 2 else "bob", tags=["t"] if i % 3 == 0 else []) for i in range(7)]
+    newest_first = made[::-1]
+    ids = lambda runs: [r.id for r in runs]  # noqa: E731
+    assert ids(meta.runs("A", limit=3)) == newest_first[:3]
+    assert ids(meta.runs("A", limit=3, offset=3)) == newest_first[3:6]
+    assert ids(meta.runs("A", limit=3, offset=6)) == newest_first[6:]
+    assert meta.runs("A", limit=3, offset=9) == []
+    assert meta.count_runs() == 7 and meta.count_runs("B") == 0
+    assert meta.count_runs(user="alice") == 3 and meta.count_runs(tags=["t"]) == 3
+    assert meta.count_runs(status="running", tags=["t"], user="bob") == len(meta.runs(status="running", tags=["t"], user="bob"))
+
+
 def test_tags_can_be_added_and_removed(meta):
     run_id = _run(meta, tags=["a"])
     meta.add_tag(run_id, "b")
