@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     "step": "lamina.flow.spec",
     "Parameter": "lamina.flow.spec",
     "JSONType": "lamina.flow.spec",
+    "IncludeFile": "lamina.flow.includefile",
     "resources": "lamina.flow.decorators",
     "retry": "lamina.flow.decorators",
     "catch": "lamina.flow.decorators",
@@ -35,6 +36,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Flow",
     "FlowSpec",
+    "IncludeFile",
     "JSONType",
     "LaminaError",
     "Parameter",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from .errors import LaminaError
     from .flow.current import current
     from .flow.decorators import catch, resources, retry, timeout
+    from .flow.includefile import IncludeFile
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow

@@ -98,6 +98,7 @@ class RunDriver:
         the metadata store is opened by the writer thread, off the critical path.
         """
         from ..discovery import get_registry
+        from ..flow.includefile import include_files
         from ..versioning import layout
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
@@ -121,6 +122,8 @@ class RunDriver:
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
+            # an IncludeFile is read here, once, and reaches every task as a stored artifact
+            self.params = include_files(self.flow_cls, self.params, self.store)
             if self.origin_run_id:
                 self._load_origin()
             manifest = {

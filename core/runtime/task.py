@@ -272,10 +272,12 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
     flow._lamina_reset()
     d = flow.__dict__
     d["_lamina_store"] = store
+    from ..flow.includefile import load_included
+
     params = flow_cls.parameters()
     for attr, param in params.items():
         if param.name in spec.parameters:
-            d[attr] = spec.parameters[param.name]
+            d[attr] = load_included(spec.parameters[param.name], store)
             d["_lamina_params"].add(attr)
     graph = flow_cls.graph()
     node = graph[spec.step]

@@ -1,0 +1,21 @@
+"""Helpers of the Metaflow-compatibility tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+def flow_cli(flow: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python FLOW ARGS`` as a user runs it, in the current (project) directory."""
+    return subprocess.run(
+        [sys.executable, str(FLOWS / flow), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
