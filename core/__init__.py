@@ -26,6 +26,13 @@ _EXPORTS: dict[str, str] = {
     "Step": "lamina.client",
     "Task": "lamina.client",
     "namespace": "lamina.client",
+    "get_namespace": "lamina.client",
+    "default_namespace": "lamina.client",
+    "metadata": "lamina.client",
+    "get_metadata": "lamina.client",
+    "default_metadata": "lamina.client",
+    "Metaflow": "lamina.client",
+    "DataArtifact": "lamina.client",
     "compare_runs": "lamina.client",
     "run_flow": "lamina.runtime.api",
     "resolve_stack": "lamina.stack",
@@ -34,11 +41,13 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DataArtifact",
     "Flow",
     "FlowSpec",
     "IncludeFile",
     "JSONType",
     "LaminaError",
+    "Metaflow",
     "Parameter",
     "Run",
     "Step",
@@ -46,7 +55,12 @@ __all__ = [
     "catch",
     "compare_runs",
     "current",
+    "default_metadata",
+    "default_namespace",
+    "get_metadata",
+    "get_namespace",
     "hookimpl",
+    "metadata",
     "namespace",
     "resolve_stack",
     "resources",
@@ -58,7 +72,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .client import Flow, Run, Step, Task, compare_runs, namespace
+    from .client import (
+        DataArtifact,
+        Flow,
+        Metaflow,
+        Run,
+        Step,
+        Task,
+        compare_runs,
+        default_metadata,
+        default_namespace,
+        get_metadata,
+        get_namespace,
+        metadata,
+        namespace,
+    )
     from .errors import LaminaError
     from .flow.current import current
     from .flow.decorators import catch, resources, retry, timeout
