@@ -20,6 +20,9 @@ _EXPORTS: dict[str, str] = {
     "retry": "lamina.flow.decorators",
     "catch": "lamina.flow.decorators",
     "timeout": "lamina.flow.decorators",
+    "environment": "lamina.flow.decorators",
+    "batch": "lamina.flow.platform",
+    "kubernetes": "lamina.flow.platform",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
     "Run": "lamina.client",
@@ -68,6 +71,9 @@ __all__ = [
     "run_flow",
     "step",
     "timeout",
+    "batch",
+    "environment",
+    "kubernetes",
     "__version__",
 ]
 
@@ -89,8 +95,9 @@ if TYPE_CHECKING:
     )
     from .errors import LaminaError
     from .flow.current import current
-    from .flow.decorators import catch, resources, retry, timeout
+    from .flow.decorators import catch, environment, resources, retry, timeout
     from .flow.includefile import IncludeFile
+    from .flow.platform import batch, kubernetes
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow

@@ -612,8 +612,14 @@ class DataArtifact:
         if where.count("/") != 3:
             raise ValueError(f"an artifact pathspec is 'Flow/run_id/step/task_id/name', got {pathspec!r}")
         task = Task(where)
-        found = task[name]
-        self._task, self.id, self._ref = task, found.id, found._ref
+        refs = task.artifacts
+        if name not in refs:
+            raise NotFound(
+                f"task {task.pathspec} has no artifact {name!r}; its artifacts: {', '.join(sorted(refs)) or 'none'}"
+            )
+        self._task: Task = task
+        self.id: str = name
+        self._ref: ArtifactRef = refs[name]
 
     @classmethod
     def _from(cls, task: Task, name: str, ref: ArtifactRef) -> DataArtifact:

@@ -84,6 +84,9 @@ class TaskSpec(_Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     origin_run_id: str | None = None
     tags: list[str] = Field(default_factory=list)
+    with_decorators: list[str] = Field(
+        default_factory=list, description="`--with` decorators of the run, e.g. 'catch' or 'retry:times=2'"
+    )
 
     @property
     def pathspec(self) -> str:

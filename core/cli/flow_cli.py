@@ -39,6 +39,14 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
         p.add_argument("--run-id-file", help="write the run id to this file")
         p.add_argument("--quiet", action="store_true", help="show only failures and the final result")
+        p.add_argument(
+            "--with",
+            dest="with_decorators",
+            action="append",
+            default=[],
+            metavar="DECORATOR[:KEY=VALUE,...]",
+            help="add a decorator to every step, e.g. --with retry, --with kubernetes:cpu=2 (repeatable)",
+        )
         group = p.add_argument_group("parameters")
         for param in params.values():
             req = "required" if not param.has_default else f"default {param.default!r}"
@@ -116,6 +124,7 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
         resume=args.command == "resume",
         origin_run_id=getattr(args, "origin_run_id", None),
         resume_step=getattr(args, "step", None),
+        with_decorators=args.with_decorators,
     )
     if args.run_id_file:
         with open(args.run_id_file, "w") as fh:

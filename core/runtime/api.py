@@ -48,8 +48,13 @@ def run_flow(
     resume_step: str | None = None,
     resume: bool = False,
     raise_on_failure: bool = False,
+    with_decorators: list[str] | None = None,
 ) -> RunOutcome:
-    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish."""
+    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish.
+
+    ``with_decorators`` adds decorators to every step, as ``--with`` does on the command line:
+    ``["retry", "kubernetes:cpu=2,memory=4000"]``.
+    """
     from ..stack import Stack, resolve_stack
     from .scheduler import DEFAULT_MAX_SPLITS, RunDriver
 
@@ -75,6 +80,7 @@ def run_flow(
             resume_step=resume_step,
             tags=tags,
             echo=echo,
+            with_decorators=with_decorators,
         )
         driver.start()
         outcome = resolved.orchestration.run(driver) or driver.walk()

@@ -62,7 +62,10 @@ class RunDriver:
         tags: list[str] | None = None,
         echo: bool = True,
         run_id: str | None = None,
+        with_decorators: list[str] | None = None,
     ) -> None:
+        from ..flow.platform import apply_with, with_decorations
+
         self.flow_cls = flow_cls
         self.flow_file = str(Path(flow_file).resolve())
         self.stack = stack
@@ -75,6 +78,13 @@ class RunDriver:
         self.echo = echo
         self.graph: FlowGraph = flow_cls.graph()
         self.flow_name = self.graph.name
+        self.with_decorators = list(with_decorators or [])
+        self.decorations: dict[str, dict[str, Any]] = {
+            node.name: apply_with(node.decorations, with_decorations(node.name, self.with_decorators))
+            if self.with_decorators
+            else node.decorations
+            for node in self.graph
+        }
         self.run_id = run_id or ""
         self.user = current_user()
         self.progress = Progress(list(self.graph.nodes), echo=echo)
@@ -99,6 +109,7 @@ class RunDriver:
         """
         from ..discovery import get_registry
         from ..flow.includefile import include_files
+        from ..flow.platform import notice_platforms
         from ..versioning import layout
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
@@ -107,8 +118,9 @@ class RunDriver:
         from .sync import write_manifest
 
         self.graph.validate()
+        notice_platforms(self.decorations, self.stack.name)
         for node in self.graph:
-            spec = node.decorations.get("resources")
+            spec = self.decorations[node.name].get("resources")
             res = Resources(**spec) if spec else Resources()
             self.resources[node.name] = res
             if not res.is_empty():
@@ -242,8 +254,8 @@ class RunDriver:
     def _enqueue(
         self, step: str, inputs: list[str], stack: list[ForeachFrame], split_index: int | None
     ) -> None:
-        node = self.graph[step]
-        retry = node.decorations.get("retry")
+        deco = self.decorations[step]
+        retry = deco.get("retry")
         spec = TaskSpec(
             run_id=self.run_id,
             flow_name=self.flow_name,
@@ -256,12 +268,13 @@ class RunDriver:
             code_key=self.code_key,
             stack=self.stack.snapshot(),
             resources=self.resources.get(step, Resources()),
-            timeout=node.decorations.get("timeout"),
+            timeout=deco.get("timeout"),
             max_attempts=1 + (retry.times if retry else 0),
             user=self.user,
             parameters=self.params,
             origin_run_id=self.origin_run_id,
             tags=self.tags,
+            with_decorators=self.with_decorators,
         )
         if self._reusable(spec):
             self._clone(spec)
@@ -321,7 +334,7 @@ class RunDriver:
             record.error = f"the task recorded success but its process ended badly ({status.message})"
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
             self.writer.finished(record, key)
-            retry = self.graph[spec.step].decorations.get("retry")
+            retry = self.decorations[spec.step].get("retry")
             wait = 60 * retry.minutes_between_retries if retry else 0
             self.progress.say(
                 f"{self.progress._mark('fail')} {spec.step}/{spec.task_id} attempt {spec.attempt + 1} failed ({record.error}); "

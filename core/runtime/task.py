@@ -304,8 +304,13 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     node = flow_cls.graph()[spec.step]
     func = getattr(flow, spec.step)
     deco = node.decorations
+    if spec.with_decorators:
+        from ..flow.platform import apply_with, with_decorations
+
+        deco = apply_with(deco, with_decorations(spec.step, spec.with_decorators))
     limit = spec.timeout or deco.get("timeout")
     previous = None
+    saved_env = _set_environment(deco.get("environment") or {})
     if limit:
 
         def on_alarm(signum: int, frame: object) -> None:
@@ -332,6 +337,19 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
         if limit:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        _set_environment(saved_env)
+
+
+def _set_environment(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Apply ``@environment`` variables (``None`` unsets); return what to restore afterwards, for
+    a compute that runs several tasks in one process."""
+    before = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return before
 
 
 def _finish(
