@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "timeout": "lamina.flow.decorators",
     "environment": "lamina.flow.decorators",
     "batch": "lamina.flow.platform",
+    "card": "lamina.cards",
     "kubernetes": "lamina.flow.platform",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
@@ -72,12 +73,14 @@ __all__ = [
     "step",
     "timeout",
     "batch",
+    "card",
     "environment",
     "kubernetes",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from .cards import card
     from .client import (
         DataArtifact,
         Flow,

@@ -548,6 +548,20 @@ class Task(_Recorded):
         return name in self.artifacts
 
     @property
+    def card(self) -> str | None:
+        """The task's ``@card`` as an HTML document, or ``None`` when the step has no card."""
+        from .models import TaskRecord
+
+        store = _get_stores()[0]
+        if not self._info.record_key:
+            return None
+        try:
+            record = TaskRecord.model_validate_json(store.blobs.get(self._info.record_key))
+        except KeyError:
+            return None
+        return store.get_text(record.card_key) if record.card_key else None
+
+    @property
     def exception(self) -> str | None:
         """Why the task failed (``"ValueError: ..."``), or ``None``. Metaflow returns an exception
         object; Lamina keeps the message here and the full text in :attr:`traceback`."""

@@ -155,6 +155,7 @@ class TaskRecord(_Model):
     metrics: list[Metric] = Field(default_factory=list)
     stdout_key: str | None = None
     stderr_key: str | None = None
+    card_key: str | None = Field(default=None, description="blob key of the task's @card HTML")
     error: str | None = None
     traceback: str | None = None
     started_at: _dt.datetime = Field(default_factory=utcnow)

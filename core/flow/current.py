@@ -18,11 +18,13 @@ class Current:
         self._ctx: dict[str, Any] | None = None
         self._stack: Stack | None = None
         self._metrics: list[Any] = []
+        self._card: Any = None
 
     def _bind(self, stack: Stack | None, **ctx: Any) -> None:
         self._ctx = ctx
         self._stack = stack
         self._metrics = []
+        self._card = None
 
     def _unbind(self) -> None:
         self._ctx = None
@@ -80,6 +82,20 @@ class Current:
         self._get("data")
         assert self._stack is not None
         return self._stack.data
+
+    @property
+    def card(self) -> Any:
+        """The running step's card (``@card``): ``current.card.append(Markdown("# Hi"))``.
+
+        Components are in ``lamina.cards``: Markdown, Table, Image, LineChart, Artifact.
+        """
+        self._get("card")
+        if self._card is None:
+            from ..cards import CardCollector
+
+            self._card = CardCollector()
+            self._card._reset(bool(self._get("card")))
+        return self._card
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one point of a metric's time series for this task."""

@@ -186,7 +186,7 @@ def notice_platforms(step_decorations: dict[str, dict[str, Any]], stack_name: st
 
 # -- --with ---------------------------------------------------------------------------------
 
-WITH_NAMES = ("resources", "retry", "catch", "timeout", "batch", "kubernetes", "environment")
+WITH_NAMES = ("resources", "retry", "catch", "timeout", "batch", "kubernetes", "environment", "card")
 
 
 def _value(raw: str) -> Any:

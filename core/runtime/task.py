@@ -215,6 +215,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                 if flow_cls is None:
                     flow_cls = load_flow_class(resolve_flow_file(spec, stack), spec.flow_name)
                 flow = _prepare(flow_cls, spec, store)
+                deco = step_decorations(flow_cls, spec)
                 if "data" in stack._layers:
                     stack.data.reads.clear()
                 current._bind(
@@ -229,10 +230,13 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     stack_name=stack.name,
                     data=True,
                     log_metric=True,
+                    card="card" in deco,
                 )
                 _execute(flow, flow_cls, spec)
                 _finish(flow, flow_cls, spec, store, record)
                 record.ok = True
+                if "card" in deco:
+                    record.card_key = _store_card(flow, spec, stack, record, deco["card"])
             except BaseException as exc:  # the record carries the failure to the scheduler
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -300,14 +304,50 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
     return flow
 
 
+def step_decorations(flow_cls: type[FlowSpec], spec: TaskSpec) -> dict[str, Any]:
+    """The step's decorators, with the run's ``--with`` ones added."""
+    deco = flow_cls.graph()[spec.step].decorations
+    if not spec.with_decorators:
+        return deco
+    from ..flow.platform import apply_with, with_decorations
+
+    return apply_with(deco, with_decorations(spec.step, spec.with_decorators))
+
+
+_SCALAR_TYPES = ("builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.NoneType")
+
+
+def _store_card(
+    flow: FlowSpec, spec: TaskSpec, stack: Stack, record: TaskRecord, options: dict[str, Any]
+) -> str:
+    """Render the step's card and store it beside the task's logs; return its key."""
+    from ..cards import render_card
+    from ..flow.current import current
+    from ..versioning import layout
+
+    artifacts = None
+    if options.get("type", "default") == "default":
+        artifacts = {}
+        for name, ref in record.artifacts.items():
+            small = ref.type in _SCALAR_TYPES and ref.size <= 1024
+            artifacts[name] = (ref.type, ref.size, getattr(flow, name) if small else None)
+    components = current._card.components if current._card is not None else []
+    document = render_card(
+        pathspec=f"{spec.flow_name}/{spec.pathspec}",
+        components=components,
+        artifacts=artifacts,
+        stack=stack.name,
+        finished=utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    key = layout.card_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
+    stack.versioning.put(key, data=document.encode(), overwrite=True)
+    return key
+
+
 def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     node = flow_cls.graph()[spec.step]
     func = getattr(flow, spec.step)
-    deco = node.decorations
-    if spec.with_decorators:
-        from ..flow.platform import apply_with, with_decorations
-
-        deco = apply_with(deco, with_decorations(spec.step, spec.with_decorators))
+    deco = step_decorations(flow_cls, spec)
     limit = spec.timeout or deco.get("timeout")
     previous = None
     saved_env = _set_environment(deco.get("environment") or {})
