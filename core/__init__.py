@@ -23,6 +23,10 @@ _EXPORTS: dict[str, str] = {
     "environment": "lamina.flow.decorators",
     "batch": "lamina.flow.platform",
     "card": "lamina.cards",
+    "pypi": "lamina.flow.packages",
+    "pypi_base": "lamina.flow.packages",
+    "conda": "lamina.flow.packages",
+    "conda_base": "lamina.flow.packages",
     "kubernetes": "lamina.flow.platform",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
@@ -56,26 +60,30 @@ __all__ = [
     "Run",
     "Step",
     "Task",
+    "batch",
+    "card",
     "catch",
     "compare_runs",
+    "conda",
+    "conda_base",
     "current",
     "default_metadata",
     "default_namespace",
+    "environment",
     "get_metadata",
     "get_namespace",
     "hookimpl",
+    "kubernetes",
     "metadata",
     "namespace",
+    "pypi",
+    "pypi_base",
     "resolve_stack",
     "resources",
     "retry",
     "run_flow",
     "step",
     "timeout",
-    "batch",
-    "card",
-    "environment",
-    "kubernetes",
     "__version__",
 ]
 
@@ -100,6 +108,7 @@ if TYPE_CHECKING:
     from .flow.current import current
     from .flow.decorators import catch, environment, resources, retry, timeout
     from .flow.includefile import IncludeFile
+    from .flow.packages import conda, conda_base, pypi, pypi_base
     from .flow.platform import batch, kubernetes
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl

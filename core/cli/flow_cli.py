@@ -26,6 +26,12 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         prog=f"python {os.path.basename(sys.argv[0]) if sys.argv else 'flow.py'}",
         description=(flow_cls.__doc__ or f"The flow {flow_cls.__name__}.").strip().splitlines()[0],
     )
+    parser.add_argument(
+        "--environment",
+        choices=["local", "pypi", "conda", "uv"],
+        help="accepted for Metaflow's command lines: Lamina builds a step's environment whenever "
+        "@pypi or @conda asks for one, with or without this option",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     params = flow_cls.parameters()

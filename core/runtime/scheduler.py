@@ -85,6 +85,12 @@ class RunDriver:
             else node.decorations
             for node in self.graph
         }
+        from ..flow.packages import step_environment
+
+        self.environments = {
+            node.name: step_environment(flow_cls, node.name, self.decorations[node.name])
+            for node in self.graph
+        }
         self.run_id = run_id or ""
         self.user = current_user()
         self.progress = Progress(list(self.graph.nodes), echo=echo)
@@ -125,6 +131,7 @@ class RunDriver:
             self.resources[node.name] = res
             if not res.is_empty():
                 self.stack.compute.validate(node.name, res)
+        self._prepare_environments()
         self.run_id = self.run_id or new_run_id()
         self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         try:
@@ -150,7 +157,14 @@ class RunDriver:
                 "packages": _packages(),
                 "origin_run_id": self.origin_run_id,
             }
-            write_manifest(self.stack, self.flow_name, self.run_id, manifest)
+            environments = {
+                step: env.model_dump(mode="json")
+                for step, env in self.environments.items()
+                if env is not None
+            }
+            write_manifest(
+                self.stack, self.flow_name, self.run_id, {**manifest, "environments": environments}
+            )
             self.stack.versioning.put(
                 layout.latest_run_key(self.flow_name, self.user),
                 data=json.dumps({"run_id": self.run_id}).encode(),
@@ -168,6 +182,21 @@ class RunDriver:
         get_registry().hook().lamina_run_started(
             run_id=self.run_id, flow_name=self.flow_name, stack_name=self.stack.name, params=self.params
         )
+
+    def _prepare_environments(self) -> None:
+        """Build each step environment of the run once, before any task, so that a package the
+        index lacks fails now and tasks start at once (they find the environment cached)."""
+        from .environments import ensure_environment
+
+        built: set[str] = set()
+        for step, env in self.environments.items():
+            if env is None or env.key in built:
+                continue
+            built.add(env.key)
+            self.progress.say(
+                f"environment for step '{step}': {', '.join(env.requirements) or 'no packages'}"
+            )
+            ensure_environment(env, step)
 
     def _load_origin(self) -> None:
         from ..versioning import layout
@@ -275,6 +304,7 @@ class RunDriver:
             origin_run_id=self.origin_run_id,
             tags=self.tags,
             with_decorators=self.with_decorators,
+            environment=self.environments.get(step),
         )
         if self._reusable(spec):
             self._clone(spec)

@@ -196,6 +196,11 @@ class StepTimeout(Exception):
 def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool = True) -> int:
     """Run one task to completion; return the process exit code. Never raises for a step failure:
     the failure is stored in the task's record, which the scheduler reads."""
+    if spec.environment is not None:
+        from .environments import in_environment, run_in_environment
+
+        if not in_environment(spec):  # the step has its own packages: run there
+            return run_in_environment(spec, echo)
     from ..flow.current import current
     from ..versioning import layout
     from ..versioning.artifacts import ArtifactStore
