@@ -69,3 +69,30 @@ def test_statistics_then_the_playlist_sequel_reads_them_through_the_client(lamin
     assert lines[1] == f"Using analysis from 'Run('MovieStatsFlow/{stats_run.id}')'"
     top = {t for g, t in scifi if g >= stats["sci-fi"]["quartiles"][-1]}
     _playlist_lines(lines[2:], "Sci-Fi", min(2, len(top)), top)
+
+
+def _levenshtein(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, start=1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return row[-1]
+
+
+def test_playlist_plus_gets_its_conda_package_in_one_step_only(
+    lamina_project: Path, tmp_path_factory, monkeypatch
+) -> None:
+    monkeypatch.setenv("LAMINA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lamina-env-cache"))
+    assert flow_cli("stats.py", "run").returncode == 0
+    done = flow_cli("playlist_plus.py", "--environment=conda", "run", "--hint", "Nebula Draft")
+    assert done.returncode == 0, done.stderr
+    lines = printed(done.stdout)
+    assert lines[0].startswith("Using metadata provider: local@")
+    closest = min(movies(), key=lambda m: _levenshtein("Nebula Draft", m["movie_title"]))
+    assert lines[-1] == f"Bonus Pick: '{closest['movie_title']}' from '{closest['genres']}'"
+    assert lines[-1] == "Bonus Pick: 'Nebula Drift' from 'Adventure|Sci-Fi'"
+    assert "asks for Python 3.9.10" in done.stderr
+    import importlib.util
+
+    assert importlib.util.find_spec("editdistance") is None  # the driver's environment never got it
