@@ -27,6 +27,10 @@ class Current:
         self._card = None
 
     def _unbind(self) -> None:
+        if self._ctx and self._ctx.get("tempdir"):
+            import shutil
+
+            shutil.rmtree(self._ctx["tempdir"], ignore_errors=True)
         self._ctx = None
         self._stack = None
 
@@ -70,6 +74,47 @@ class Current:
     @property
     def user(self) -> str:
         return self._get("user")
+
+    @property
+    def username(self) -> str:
+        """Metaflow's name for :attr:`user`."""
+        return self._get("user")
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags (``--tag``)."""
+        return list(self._get("tags") or [])
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the run belongs to: ``user:<name>``."""
+        return f"user:{self._get('user')}"
+
+    @property
+    def tempdir(self) -> str:
+        """A temporary directory for this task, removed when the step ends."""
+        path = self._get("tempdir")
+        if path is None:
+            import tempfile
+
+            path = tempfile.mkdtemp(prefix="lamina-task-")
+            assert self._ctx is not None
+            self._ctx["tempdir"] = path
+        return path
+
+    @property
+    def run(self) -> Any:
+        """This run, through the client (``lamina.Run``); needs the stack's metadata store."""
+        from ..client import Run
+
+        return Run(f"{self.flow_name}/{self.run_id}")
+
+    @property
+    def task(self) -> Any:
+        """This task, through the client (``lamina.Task``): its record appears when it ends."""
+        from ..client import Task
+
+        return Task(self.pathspec)
 
     @property
     def stack(self) -> str:

@@ -123,10 +123,20 @@ def include_files(flow_cls: type, params: dict[str, Any], store: ArtifactStore) 
     return out
 
 
-def load_included(value: Any, store: ArtifactStore) -> Any:
-    """In a task: the contents a reference points at (any other value unchanged)."""
-    if not is_included(value):
+def load_included(param: Parameter, value: Any, store: ArtifactStore) -> Any:
+    """In a task: the contents a reference points at (another parameter's value unchanged).
+
+    :raises ParameterError: an ``IncludeFile`` arrived as a path, not as stored contents (a task
+        started by something other than Lamina's driver); reading a path here would read
+        another machine's file, or none.
+    """
+    if not isinstance(param, IncludeFile) or value is None:
         return value
+    if not is_included(value):
+        raise ParameterError(
+            f"IncludeFile --{param.name} reached the task as {value!r}, not as the stored contents: "
+            "start the run with `python flow.py run` (or run_flow), which reads and stores the file."
+        )
     from ..models import ArtifactRef
 
     return store.load(ArtifactRef.model_validate(value[INCLUDED]["ref"]))

@@ -232,6 +232,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     attempt=spec.attempt,
                     origin_run_id=spec.origin_run_id,
                     user=spec.user,
+                    tags=spec.tags,
                     stack_name=stack.name,
                     data=True,
                     log_metric=True,
@@ -286,7 +287,7 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
     params = flow_cls.parameters()
     for attr, param in params.items():
         if param.name in spec.parameters:
-            d[attr] = load_included(spec.parameters[param.name], store)
+            d[attr] = load_included(param, spec.parameters[param.name], store)
             d["_lamina_params"].add(attr)
     graph = flow_cls.graph()
     node = graph[spec.step]

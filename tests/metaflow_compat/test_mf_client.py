@@ -46,6 +46,14 @@ def test_flow_runs_and_their_properties(runs) -> None:
     assert run.data.result == 14
     assert [s.id for s in run] == ["start", "square", "join", "end"]
     assert [m.id for m in Metaflow()] == ["ClientFlow"]
+    assert run["start"].task.data.context == {
+        "username": "alice",
+        "tags": ["exp:1"],
+        "namespace": "user:alice",
+        "tempdir": True,
+        "run": True,
+        "pathspec": f"ClientFlow/{good}/start/0",
+    }
 
 
 def test_step_task_and_artifact_pathspecs(runs) -> None:

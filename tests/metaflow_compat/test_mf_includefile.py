@@ -93,3 +93,9 @@ def test_text_that_does_not_decode_names_the_parameter(run_flow, lamina_project:
     with pytest.raises(ParameterError, match="--notes.*not text in utf-8.*is_text=False"):
         run_flow(FLOWS / "include_flow.py", {"blob": str(bad), "notes": str(bad)})
     assert os.path.exists(bad)
+
+
+def test_deploying_a_flow_with_an_included_file_is_refused_with_the_reason(lamina_project: Path) -> None:
+    done = flow_cli("include_flow.py", "deploy", "--dry-run")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "IncludeFile parameter(s) notes, blob" in done.stderr and "python flow.py run" in done.stderr

@@ -1,6 +1,8 @@
 """A small flow whose runs the Metaflow-named client reads back; ``--fail`` makes it fail."""
 
-from lamina import FlowSpec, Parameter, step
+import os
+
+from lamina import FlowSpec, Parameter, current, step
 
 
 class ClientFlow(FlowSpec):
@@ -10,6 +12,14 @@ class ClientFlow(FlowSpec):
     def start(self):
         self.items = [1, 2, 3]
         print("starting")
+        self.context = {
+            "username": current.username,
+            "tags": current.tags,
+            "namespace": current.namespace,
+            "tempdir": os.path.isdir(current.tempdir),
+            "run": current.run.id == current.run_id,
+            "pathspec": current.pathspec,
+        }
         self.next(self.square, foreach="items")
 
     @step
