@@ -135,8 +135,8 @@ def _build(target: Path, env: StepEnvironment, step: str) -> str:
     python = _python(target)
     uv = _uv()
     child_env = dict(os.environ)
-    if os.environ.get("PIP_CERT") and not os.environ.get("SSL_CERT_FILE"):
-        child_env["SSL_CERT_FILE"] = os.environ["PIP_CERT"]  # the same trust for uv as for pip
+    # trust the system's certificates, as pip does: a company's proxy to the index signs with its own CA
+    child_env.setdefault("UV_NATIVE_TLS", "1")
     if uv:
         steps = [[uv, "venv", "--quiet", "--python", sys.executable, str(target)]]
         if env.requirements:

@@ -1,0 +1,98 @@
+"""Flows written for Metaflow on the emulated ``aws-sagemaker`` stack: every task is a SageMaker
+training job that the emulator's job runner executes from the job's definition, so included
+files, artifacts and step environments move through the emulated bucket and the job's own
+cache, as in the cloud."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+for _module in ("moto", "fakesnow", "boto3", "snowflake.connector"):
+    if importlib.util.find_spec(_module.split(".")[0]) is None:
+        pytest.skip(f"the aws tests need {_module}: pip install 'lamina[test]'", allow_module_level=True)
+
+from lamina.models import RunOutcome, TaskRecord  # noqa: E402
+from lamina.runtime.api import run_flow  # noqa: E402
+from lamina.stack import resolve_stack  # noqa: E402
+from lamina.testing.aws import AwsEmulator, aws_emulator  # noqa: E402, F401
+from lamina.versioning import layout  # noqa: E402
+from lamina.versioning.artifacts import ArtifactStore  # noqa: E402
+from mf_helpers import FLOWS  # noqa: E402
+
+BINARY = bytes(range(256)) * 64 + b"\x00\xff"
+
+
+def artifacts(flow: str, run_id: str, step: str, cache: Path) -> dict:
+    with resolve_stack("aws-sagemaker") as stack:
+        store = ArtifactStore(stack.versioning, cache_dir=cache)
+        record = TaskRecord.model_validate_json(
+            stack.versioning.get(layout.task_record_key(flow, run_id, step, "0", 0))
+        )
+        return {name: store.load(ref) for name, ref in record.artifacts.items()}
+
+
+def failure(flow: str, outcome: RunOutcome) -> str:
+    """The failed task's error and traceback, for an assertion message."""
+    if outcome.ok or not outcome.failed_step:
+        return outcome.message
+    with resolve_stack("aws-sagemaker") as stack:
+        record = TaskRecord.model_validate_json(
+            stack.versioning.get(layout.task_record_key(flow, outcome.run_id, outcome.failed_step, "0", 0))
+        )
+    return f"{record.error}\n{record.traceback or ''}"
+
+
+@pytest.fixture(scope="module")
+def remote(
+    aws_emulator: AwsEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RunOutcome]]:  # noqa: F811
+    tmp = tmp_path_factory.mktemp("mf-aws")
+    project = tmp / "project"
+    (project / ".lamina").mkdir(parents=True)
+    (project / "data.bin").write_bytes(BINARY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        mp.setenv("LAMINA_CONFIG_DIR", str(tmp / "user-config"))
+        mp.setenv("LAMINA_CODE_DIR", str(tmp / "code"))
+        mp.setenv("LAMINA_CACHE_DIR", str(tmp / "cache"))
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "LAMINA_STACK"):
+            mp.delenv(key, raising=False)
+        for key, value in aws_emulator.env.items():
+            mp.setenv(key, value)
+        outcomes = {
+            "include": run_flow(
+                FLOWS / "include_flow.py", {"blob": "data.bin"}, stack="aws-sagemaker", echo=False
+            ),
+            "hello": run_flow(FLOWS / "hello_cloud.py", stack="aws-sagemaker", echo=False),
+            "pypi": run_flow(FLOWS / "pypi_flow.py", stack="aws-sagemaker", echo=False),
+        }
+        mp.setenv("LAMINA_CACHE_DIR", str(tmp / "cache-read"))
+        yield outcomes
+
+
+def test_an_included_file_reaches_a_training_job_byte_for_byte(remote, tmp_path: Path) -> None:
+    outcome = remote["include"]
+    assert outcome.ok, failure("IncludeFlow", outcome)
+    got = artifacts("IncludeFlow", outcome.run_id, "remote", tmp_path)
+    assert got["blob_copy"] == BINARY
+    assert got["kinds"] == ("str", "bytes")
+
+
+def test_the_cloud_hello_world_runs_its_kubernetes_step_as_a_job(remote, tmp_path: Path) -> None:
+    outcome = remote["hello"]
+    assert outcome.ok, failure("HelloCloudFlow", outcome)
+    assert artifacts("HelloCloudFlow", outcome.run_id, "hello", tmp_path)["message"] == "Hi from the cloud!"
+
+
+def test_a_pypi_step_gets_its_package_inside_the_job_and_only_there(remote, tmp_path: Path) -> None:
+    outcome = remote["pypi"]
+    assert outcome.ok, failure("PypiFlow", outcome)
+    assert artifacts("PypiFlow", outcome.run_id, "start", tmp_path)["start_has_it"] is False
+    writer = artifacts("PypiFlow", outcome.run_id, "writer", tmp_path)
+    assert writer["document"] == "answer = 42\n" and writer["version"] == "1.0.0"
+    assert "/jobs/" in writer["prefix"]  # built in the job's own cache, not the driver's
+    assert artifacts("PypiFlow", outcome.run_id, "end", tmp_path)["end_has_it"] is False
