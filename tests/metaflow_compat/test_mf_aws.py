@@ -21,7 +21,7 @@ from lamina.stack import resolve_stack  # noqa: E402
 from lamina.testing.aws import AwsEmulator, aws_emulator  # noqa: E402, F401
 from lamina.versioning import layout  # noqa: E402
 from lamina.versioning.artifacts import ArtifactStore  # noqa: E402
-from mf_helpers import FLOWS  # noqa: E402
+from mf_helpers import FLOWS, movies  # noqa: E402
 
 BINARY = bytes(range(256)) * 64 + b"\x00\xff"
 
@@ -69,6 +69,9 @@ def remote(
             ),
             "hello": run_flow(FLOWS / "hello_cloud.py", stack="aws-sagemaker", echo=False),
             "pypi": run_flow(FLOWS / "pypi_flow.py", stack="aws-sagemaker", echo=False),
+            "playlist": run_flow(
+                FLOWS / "playlist.py", {"recommendations": 2}, stack="aws-sagemaker", echo=False
+            ),
         }
         mp.setenv("LAMINA_CACHE_DIR", str(tmp / "cache-read"))
         yield outcomes
@@ -96,3 +99,16 @@ def test_a_pypi_step_gets_its_package_inside_the_job_and_only_there(remote, tmp_
     assert writer["document"] == "answer = 42\n" and writer["version"] == "1.0.0"
     assert "/jobs/" in writer["prefix"]  # built in the job's own cache, not the driver's
     assert artifacts("PypiFlow", outcome.run_id, "end", tmp_path)["end_has_it"] is False
+
+
+def test_the_playlist_tutorial_prints_what_it_prints_locally(remote, tmp_path: Path) -> None:
+    outcome = remote["playlist"]
+    assert outcome.ok, failure("PlayListFlow", outcome)
+    with resolve_stack("aws-sagemaker") as stack:
+        key = layout.log_key("PlayListFlow", outcome.run_id, "end", "0", 0, "stdout")
+        lines = stack.versioning.get(key).decode().splitlines()
+    scifi = {m["movie_title"] for m in movies() if "Sci-Fi" in m["genres"]}
+    assert lines[0] == "Playlist for movies in genre 'Sci-Fi'"
+    assert [line.split("'")[1] in scifi for line in lines[1:3]] == [True, True]
+    assert lines[1].startswith("Pick 1: '") and lines[2].startswith("Pick 2: '")
+    assert lines[3].startswith("Bonus Pick: '") and len(lines) == 4
