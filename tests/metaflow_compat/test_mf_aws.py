@@ -48,8 +48,9 @@ def failure(flow: str, outcome: RunOutcome) -> str:
 
 @pytest.fixture(scope="module")
 def remote(
-    aws_emulator: AwsEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, RunOutcome]]:  # noqa: F811
+    aws_emulator: AwsEmulator,  # noqa: F811 - the fixture imported above
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, RunOutcome]]:
     tmp = tmp_path_factory.mktemp("mf-aws")
     project = tmp / "project"
     (project / ".lamina").mkdir(parents=True)
