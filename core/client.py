@@ -326,6 +326,22 @@ class Run(_Recorded):
         return f"{self.flow_name}/{self.id}"
 
     @property
+    def environments(self) -> dict[str, dict[str, Any]]:
+        """Each ``@pypi``/``@conda`` step's environment (packages, requirements, Python asked
+        for, hash), from the run's manifest; empty when no step had one."""
+        import json
+
+        from .versioning import layout
+
+        try:
+            manifest = json.loads(
+                _get_stores()[0].blobs.get(layout.run_manifest_key(self.flow_name, self.id))
+            )
+        except KeyError:
+            return {}
+        return dict(manifest.get("environments") or {})
+
+    @property
     def code(self) -> CodeInfo | None:
         return CodeInfo(self._info.code_key) if self._info.code_key else None
 

@@ -231,9 +231,10 @@ def with_decorations(step: str, specs: list[str]) -> dict[str, Any]:
     target.__name__ = step
     for text in specs:
         name, kwargs = parse_with(text)
-        factory = (
-            batch if name == "batch" else kubernetes if name == "kubernetes" else getattr(decorators, name)
-        )
+        if name == "card":
+            from ..cards import card as factory
+        else:
+            factory = {"batch": batch, "kubernetes": kubernetes}.get(name) or getattr(decorators, name)
         try:
             factory(**kwargs)(target)
         except TypeError as exc:

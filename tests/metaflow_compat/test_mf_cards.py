@@ -83,3 +83,12 @@ def test_a_task_without_a_card_says_how_to_get_one(lamina_project: Path) -> None
     )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "add @card to step 'hello'" in missing.stderr
+
+
+def test_with_card_gives_every_step_the_default_card(lamina_project: Path) -> None:
+    done = flow_cli("helloworld.py", "run", "--with", "card", "--run-id-file", "rid")
+    assert done.returncode == 0, done.stderr
+    run = Run(Path("rid").read_text())
+    cards = [step.task.card for step in run]
+    assert all(c is not None and "<h2>Artifacts</h2>" in c for c in cards)
+    assert f"HelloFlow/{run.id}/hello/0" in (cards[1] or "")

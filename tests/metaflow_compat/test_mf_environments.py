@@ -40,6 +40,7 @@ def test_the_environment_is_recorded_with_the_run_and_reused(run_flow, env_cache
     with resolve_stack("local") as stack:
         manifest = json.loads(stack.versioning.get(layout.run_manifest_key("PypiFlow", second.run_id)))
     recorded = manifest["environments"]
+    assert Run(second.run_id).environments == recorded
     assert list(recorded) == ["writer"]
     assert recorded["writer"]["requirements"] == ["tomli-w==1.0.0"]
     assert Run(first.run_id)["writer"].task.data.prefix == Run(second.run_id)["writer"].task.data.prefix
