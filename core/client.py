@@ -329,16 +329,9 @@ class Run(_Recorded):
     def environments(self) -> dict[str, dict[str, Any]]:
         """Each ``@pypi``/``@conda`` step's environment (packages, requirements, Python asked
         for, hash), from the run's manifest; empty when no step had one."""
-        import json
+        from .versioning.runstore import RunStore
 
-        from .versioning import layout
-
-        try:
-            manifest = json.loads(
-                _get_stores()[0].blobs.get(layout.run_manifest_key(self.flow_name, self.id))
-            )
-        except KeyError:
-            return {}
+        manifest = RunStore(_get_stores()[0].blobs).load_manifest(self.flow_name, self.id) or {}
         return dict(manifest.get("environments") or {})
 
     @property
@@ -566,16 +559,11 @@ class Task(_Recorded):
     @property
     def card(self) -> str | None:
         """The task's ``@card`` as an HTML document, or ``None`` when the step has no card."""
-        from .models import TaskRecord
+        from .versioning.runstore import RunStore
 
-        store = _get_stores()[0]
-        if not self._info.record_key:
-            return None
-        try:
-            record = TaskRecord.model_validate_json(store.blobs.get(self._info.record_key))
-        except KeyError:
-            return None
-        return store.get_text(record.card_key) if record.card_key else None
+        runs = RunStore(_get_stores()[0].blobs)
+        record = runs.record_at(self._info.record_key) if self._info.record_key else None
+        return runs.text(record.card_key) if record is not None and record.card_key else None
 
     @property
     def exception(self) -> str | None:
@@ -594,8 +582,10 @@ class Task(_Recorded):
     def _log(self, key: str | None) -> str:
         if key is None:
             return ""
+        from .versioning.runstore import RunStore
+
         try:
-            return _get_stores()[0].get_text(key)
+            return RunStore(_get_stores()[0].blobs).text(key)
         except NotFound:
             return ""
 

@@ -11,7 +11,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,13 +30,21 @@ def utcnow() -> _dt.datetime:
 
 
 class AdapterSettings(_Model):
-    """Base class of every adapter's settings: unknown keys are errors, not silently ignored.
-
-    Schemas are built on first use (``defer_build``): listing plugins imports every adapter's
-    settings class, and most are never validated in a given command.
-    """
+    """Base class of every adapter's settings: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """An empty string for a setting whose default is ``None`` means unset (``${VAR:-}``
+        resolves to one), so adapters need no validator of their own for it."""
+        if not isinstance(data, dict):
+            return data
+        unset_able = {
+            key for name, f in cls.model_fields.items() if f.default is None for key in (name, f.alias) if key
+        }
+        return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip() and k in unset_able)}
 
 
 class Resources(_Model):
@@ -210,6 +218,23 @@ class DeployResult(_Model):
     dry_run: bool = False
 
 
+RunStatusName = Literal["running", "succeeded", "failed", "interrupted", "killed"]
+RUN_STATUSES: tuple[RunStatusName, ...] = ("running", "succeeded", "failed", "interrupted", "killed")
+"""A run's statuses, defined once for the client, ``lamina runs --status``, ``show`` and every view:
+running; succeeded; failed (a task failed); interrupted (stopped by Ctrl-C or SIGTERM, resumable);
+killed (its driver died without a word: its heartbeat stopped)."""
+
+
+class RunState(_Model):
+    """A deployed run's state as its orchestrator reports it (``orchestration_status``)."""
+
+    run_id: str
+    status: RunStatusName
+    message: str = ""
+    finished_steps: list[str] = Field(default_factory=list)
+    """Steps whose every task has finished, in the order they finished (for progress lines)."""
+
+
 class RunOutcome(_Model):
     run_id: str
     ok: bool
@@ -239,8 +264,16 @@ class AdapterInfo:
     requires: tuple[str, ...] = ()
     """Modules that must be importable for the adapter to work."""
     description: str = ""
+    contract: int = 1
+    """The hook contract version (``lamina.hookspecs.CONTRACT_VERSION``) the adapter implements."""
+    features: frozenset[str] = frozenset()
+    """Optional features it supports: for orchestrators ``schedule``, ``status``, ``branches``,
+    ``triggers``; the core refuses one an adapter does not declare rather than see it ignored."""
     plugin_name: str = ""
     plugin_version: str = ""
+
+    def supports(self, feature: str) -> bool:
+        return feature in self.features
 
     def missing_modules(self) -> list[str]:
         import importlib.util

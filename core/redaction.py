@@ -49,3 +49,14 @@ def redact(data: bytes, secrets: list[bytes]) -> bytes:
         if secret in data:
             data = data.replace(secret, b"***")
     return data
+
+
+def url_has_password(url: str) -> bool:
+    """Whether a URL (``dialect+driver://user:password@host/db``) holds a password; checked
+    without importing SQLAlchemy, so profile validation stays fast."""
+    from urllib.parse import urlsplit
+
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:  # a malformed netloc: SQLAlchemy reports it when the URL is used
+        return False

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from lamina.errors import PluginError
-from lamina.hookspecs import hookimpl
+from lamina.hookspecs import EmulatorInfo, hookimpl
 from lamina.models import AdapterInfo
 
 # module, attribute: every first-party adapter
@@ -23,15 +24,14 @@ ADAPTER_MODULES: tuple[str, ...] = (
     "lamina.plugins.local_versioning",
 )
 OPTIONAL_ADAPTER_MODULES: tuple[str, ...] = (
-    "lamina.plugins.dask_compute",
+    "lamina.plugins.dask",
     "lamina.plugins.sqlalchemy_data",
     "lamina.plugins.aws",
 )
 
 
-@hookimpl
-def lamina_adapters() -> list[AdapterInfo]:
-    found: list[AdapterInfo] = []
+def _modules() -> list[Any]:
+    found = []
     for module_name in ADAPTER_MODULES + OPTIONAL_ADAPTER_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -39,8 +39,22 @@ def lamina_adapters() -> list[AdapterInfo]:
             if exc.name == module_name and module_name in OPTIONAL_ADAPTER_MODULES:
                 continue  # not part of this build
             raise
-        if getattr(module, "__file__", None) is None:
-            continue  # a folder without __init__.py is not an adapter module
+        if getattr(module, "__file__", None) is not None:  # a folder without __init__.py is none
+            found.append(module)
+    return found
+
+
+@hookimpl
+def lamina_emulators() -> list[EmulatorInfo]:
+    """The stand-ins of the cloud plugins' services (``EMULATORS`` of each adapter module)."""
+    return [info for module in _modules() for info in getattr(module, "EMULATORS", [])]
+
+
+@hookimpl
+def lamina_adapters() -> list[AdapterInfo]:
+    found: list[AdapterInfo] = []
+    for module in _modules():
+        module_name = module.__name__
         adapters = getattr(module, "ADAPTERS", None) or (
             [module.ADAPTER] if hasattr(module, "ADAPTER") else None
         )

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Literal
 
+from lamina.adapter import machine, serve_worker
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
@@ -29,23 +30,6 @@ class LocalComputeSettings(AdapterSettings):
         default=None, ge=1, description="tasks at once; default: the number of cores"
     )
     mode: Literal["auto", "fork", "process"] = "auto"
-
-
-def machine() -> dict[str, Any]:
-    """What this machine offers: cores, memory (MiB), GPUs, free disk (GiB) of the project."""
-    cores = os.cpu_count() or 1
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
-    except (ValueError, OSError, AttributeError):
-        memory = 0
-    gpus = 0
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5).stdout
-            gpus = sum(1 for line in out.splitlines() if line.startswith("GPU "))
-        except (OSError, subprocess.SubprocessError):
-            gpus = 0
-    return {"cpu": cores, "memory": memory, "gpu": gpus}
 
 
 class LocalCompute:
@@ -297,8 +281,6 @@ class _ForkedWorker:
     def start(
         cls, flow_file: str, fd_in: int, fd_out: int, parent_w: int, parent_r: int, adapter: LocalCompute
     ) -> _ForkedWorker:
-        from lamina.runtime.worker import serve
-
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -308,7 +290,7 @@ class _ForkedWorker:
                 os.close(parent_w)
                 os.close(parent_r)
                 os.environ["LAMINA_PROJECT_DIR"] = str(adapter.context.project_dir)
-                code = serve(flow_file, None, fd_in, fd_out, adapter._max_workers)
+                code = serve_worker(flow_file, None, fd_in, fd_out, adapter._max_workers)
             except BaseException:
                 import traceback
 
@@ -356,4 +338,5 @@ ADAPTER = AdapterInfo(
     settings=LocalComputeSettings,
     factory=LocalCompute,
     description="warm local worker processes, a forked child per task",
+    contract=2,
 )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamina.errors import LaminaError
+from lamina.errors import LaminaError, NotFound
 from lamina.hookspecs import AdapterContext, hookimpl
-from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunOutcome
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunState
 
 
 class LocalOrchestrationSettings(AdapterSettings):
@@ -17,10 +17,6 @@ class LocalOrchestration:
     def __init__(self, settings: LocalOrchestrationSettings, context: AdapterContext) -> None:
         self.settings = settings
         self.context = context
-
-    @hookimpl
-    def orchestration_run(self, runtime: Any) -> RunOutcome:
-        return runtime.walk()
 
     @hookimpl
     def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
@@ -34,6 +30,13 @@ class LocalOrchestration:
     def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
         raise LaminaError(
             "the local stack has no deployed flows to trigger: run them with `python flow.py run`."
+        )
+
+    @hookimpl
+    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
+        raise NotFound(
+            f"the local stack deploys nothing, so it follows no deployed run ({flow_name}/{run_id}): "
+            "`lamina show` shows runs of `python flow.py run`."
         )
 
     @hookimpl
@@ -51,4 +54,5 @@ ADAPTER = AdapterInfo(
     settings=LocalOrchestrationSettings,
     factory=LocalOrchestration,
     description="the built-in scheduler, on this machine",
+    contract=2,
 )

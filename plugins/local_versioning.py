@@ -6,7 +6,7 @@ are fsynced, then renamed into place (``overwrite=True``) or hard-linked (``over
 reader ever sees a partial file). A crash leaves at most a dot-named temporary, which
 :meth:`LocalVersioning.versioning_list` never reports.
 
-A ``path=`` input whose name ends with :data:`lamina.versioning.layout.OWNED_TEMP_SUFFIX` is a
+A ``path=`` input whose name ends with :data:`lamina.adapter.OWNED_TEMP_SUFFIX` is a
 temporary its caller abandons: on the same filesystem it is hard-linked into place, so a large
 artifact is never copied. Other files are copied with ``shutil.copyfile`` (in-kernel
 ``copy_file_range``/``sendfile``, no user-space buffers).
@@ -18,10 +18,9 @@ import os
 import shutil
 from pathlib import Path
 
+from lamina.adapter import OWNED_TEMP_SUFFIX, ping_database, replacing, round_trip, temp_sibling
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult
-from lamina.versioning.layout import OWNED_TEMP_SUFFIX
-from lamina.versioning.store_tools import ping_database, replacing, round_trip, temp_sibling
 from pydantic import field_validator
 
 
@@ -39,7 +38,7 @@ class LocalVersioningSettings(AdapterSettings):
     @classmethod
     def _no_password(cls, url: str | None) -> str | None:
         if url is not None:
-            from lamina.versioning.urls import has_password
+            from lamina.redaction import url_has_password as has_password
 
             if has_password(url):
                 raise ValueError(

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from .common import guarded
+
+if TYPE_CHECKING:
+    from ..hookspecs import CommandInfo
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,10 +100,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
 
-    p = sub.add_parser("emulate", help="run a command against a local stand-in of a cloud stack")
-    p.add_argument("stack_name", metavar="STACK")
+    p = sub.add_parser(
+        "emulate",
+        help="run a command against local stand-ins of a stack's services",
+        description="Start the emulators a stack needs (from installed plugins), run COMMAND "
+        "pointed at them, stop them. Without STACK: list the stacks that can be emulated.",
+        add_help=False,
+    )
+    p.add_argument("-h", "--help", action="store_true", dest="emulate_help", help="show this help")
+    p.add_argument("stack_name", metavar="STACK", nargs="?")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+
+    for info in plugin_commands():  # added by plugins; their code loads only when they run
+        p = sub.add_parser(info.name, help=info.help, add_help=False, prefix_chars="\0")
+        p.add_argument("plugin_args", nargs=argparse.REMAINDER)
     return parser
+
+
+def plugin_commands() -> list[CommandInfo]:
+    """Commands plugins add through ``lamina_cli_commands`` (cheap: nothing of theirs is imported)."""
+    from ..discovery import get_registry
+
+    found: list[CommandInfo] = []
+    for impl in get_registry().pm.hook.lamina_cli_commands.get_hookimpls():
+        offered: Any = impl.function()
+        found.extend(offered or [])
+    return found
+
+
+def _run_plugin_command(info: CommandInfo, argv: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(info.module)
+    parser = argparse.ArgumentParser(prog=f"lamina {info.name}", description=info.help)
+    module.configure(parser)
+    return int(module.run(parser.parse_args(argv)) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,9 +170,17 @@ def main(argv: list[str] | None = None) -> int:
 
             return trigger_cmd(args)
         if args.command == "emulate":
-            from ..testing.emulate import emulate_cmd
+            from .emulate_cmd import describe_stacks, emulate_cmd
 
+            if args.emulate_help:
+                emulate: Any = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+                emulate["emulate"].print_help()
+                print("\n" + describe_stacks())
+                return 0
             return emulate_cmd(args)
+        for info in plugin_commands():
+            if info.name == args.command:
+                return _run_plugin_command(info, list(args.plugin_args))
         return 0
 
     return guarded(dispatch)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import FlowDefinitionError
 from .decorators import decorations
@@ -58,6 +59,67 @@ class StepNode:
     @property
     def where(self) -> str:
         return f"{self.file}:{self.lineno}"
+
+
+InputKind = Literal["none", "parent", "foreach-parent", "branches", "foreach-join"]
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """How a task of a step finds its inputs: the one rule that the built-in scheduler and every
+    deployer (whose tasks find their inputs in the run store) follow.
+
+    - ``none``: the ``start`` step.
+    - ``parent``: the task of the one parent step with the same task id.
+    - ``foreach-parent``: the first step of a foreach body: the foreach task one level out.
+    - ``branches``: a static join: the last step of each branch, same task id, in ``steps`` order.
+    - ``foreach-join``: the join of a foreach: every task of the body's last step, in index order;
+      how many comes from the foreach task's record (``foreach_count``).
+
+    Task ids are the foreach indices joined by ``.`` (``"0"`` outside any foreach).
+    """
+
+    kind: InputKind
+    steps: tuple[str, ...] = ()
+    foreach: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "steps": list(self.steps), "foreach": self.foreach}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputRule:
+        return cls(kind=data["kind"], steps=tuple(data.get("steps") or ()), foreach=data.get("foreach"))
+
+    def paths(
+        self,
+        task_id: str,
+        depth: int,
+        attempt_of: Callable[[str, str], int],
+        count_of: Callable[[str, str], int],
+    ) -> list[str]:
+        """The input paths (``step/task_id/attempt``) of the task ``task_id`` of this rule's step.
+
+        :param depth: how many foreach levels the task sits in (its foreach frames).
+        :param attempt_of: ``(step, task_id) ->`` the attempt of that finished task to read.
+        :param count_of: ``(foreach step, task_id) ->`` how many tasks that foreach fanned out to.
+        """
+
+        def path(step: str, tid: str) -> str:
+            return f"{step}/{tid}/{attempt_of(step, tid)}"
+
+        if self.kind == "none":
+            return []
+        if self.kind == "parent":
+            return [path(self.steps[0], task_id)]
+        if self.kind == "foreach-parent":
+            outer = ".".join(task_id.split(".")[:-1]) if depth > 1 else "0"
+            return [path(self.steps[0], outer)]
+        if self.kind == "branches":
+            return [path(step, task_id) for step in self.steps]
+        assert self.foreach is not None
+        count = count_of(self.foreach, task_id)
+        prefix = f"{task_id}." if depth > 0 else ""
+        return [path(self.steps[0], f"{prefix}{i}") for i in range(count)]
 
 
 class FlowGraph:
@@ -289,6 +351,26 @@ class FlowGraph:
         node = self.nodes[name]
         return bool(node.split_parents) and node.split_parents[-1] == split
 
+    # -- inputs -------------------------------------------------------------------------------
+
+    def input_rule(self, name: str) -> InputRule:
+        """How the tasks of step ``name`` find their inputs (see :class:`InputRule`).
+
+        Needs a validated graph (:meth:`validate` links each split to its join)."""
+        node = self.nodes[name]
+        if not node.in_funcs:
+            return InputRule("none")
+        if node.takes_inputs:
+            split = next(n for n in self.nodes.values() if n.is_split and n.matching_join == name)
+            if split.foreach:
+                return InputRule("foreach-join", (node.in_funcs[0],), foreach=split.name)
+            ordered = sorted(node.in_funcs, key=lambda p: self.nodes[p].lineno)
+            return InputRule("branches", tuple(ordered))
+        parent = self.nodes[node.in_funcs[0]]
+        if parent.foreach:
+            return InputRule("foreach-parent", (parent.name,))
+        return InputRule("parent", (parent.name,))
+
     # -- description --------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
@@ -305,6 +387,7 @@ class FlowGraph:
                     "doc": n.doc,
                     "split_parents": n.split_parents,
                     "matching_join": n.matching_join,
+                    "inputs": self.input_rule(n.name).to_dict() if self._linked() else None,
                     "decorators": {
                         k: (v if isinstance(v, dict | float | int | str) else vars(v))
                         for k, v in n.decorations.items()
@@ -313,6 +396,9 @@ class FlowGraph:
                 for n in self.nodes.values()
             },
         }
+
+    def _linked(self) -> bool:
+        return all(n.matching_join is not None for n in self.nodes.values() if n.is_split)
 
     def render(self) -> str:
         """A readable picture of the DAG for ``python flow.py show``."""

@@ -83,7 +83,7 @@ def run_flow(
             with_decorators=with_decorators,
         )
         driver.start()
-        outcome = resolved.orchestration.run(driver) or driver.walk()
+        outcome = driver.walk()  # the built-in scheduler walks every interactive run
     finally:
         if owned:
             resolved.close()
@@ -104,23 +104,15 @@ def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
     Read from the run's manifest in the blob store (no database on the critical path); runs
     recorded before manifests existed are looked up in the metadata store.
     """
-    import json
-
-    from ..versioning import layout
+    from ..versioning.runstore import RunStore
     from .scheduler import current_user
 
-    blobs = stack.versioning
-    if not run_id:
-        try:
-            run_id = json.loads(blobs.get(layout.latest_run_key(flow_name, current_user())))["run_id"]
-        except KeyError:
-            run_id = None
+    runs = RunStore(stack.versioning)
+    run_id = run_id or runs.latest_run(flow_name, current_user())
     if run_id:
-        try:
-            manifest = json.loads(blobs.get(layout.run_manifest_key(flow_name, run_id)))
+        manifest = runs.load_manifest(flow_name, run_id)
+        if manifest is not None:
             return Origin(run_id, dict(manifest.get("params", {})))
-        except KeyError:
-            pass
     return _origin_from_metadata(stack, flow_name, run_id)
 
 

@@ -65,9 +65,10 @@ def deploy_flow(
     :raises LaminaError: the orchestrator cannot deploy (the local one never can), or refused.
     """
     from ..stack import resolve_stack
-    from ..versioning import layout
     from ..versioning.artifacts import ArtifactStore
-    from ..versioning.codepkg import package_code, store_code
+    from ..versioning.codepkg import code_key_of, package_code, store_code
+    from ..versioning.runstore import RunStore
+    from .deployed import prepare
 
     graph = flow_cls.graph()
     graph.validate()
@@ -93,10 +94,11 @@ def deploy_flow(
                 resolved.compute.validate(node.name, res)
         if dry_run:
             with package_code(flow_dir) as pkg:  # the key the package would have; nothing stored
-                code_key = layout.code_key(pkg.sha256)
+                code_key = code_key_of(pkg)
         else:
             code_key = store_code(ArtifactStore(resolved.versioning), flow_dir)
         descriptor = flow_descriptor(flow_cls, flow_file, resolved, code_key)
+        descriptor = prepare(descriptor, RunStore(resolved.versioning), store=not dry_run)
         result = resolved.orchestration.deploy(descriptor, schedule, dry_run)
     if result is None:
         raise LaminaError(f"the stack's orchestrator did not deploy {graph.name} and gave no reason")
@@ -124,5 +126,5 @@ def trigger_cmd(args: argparse.Namespace) -> int:
     params = parse_params(list(args.param or []))
     with resolve_stack(args.stack) as stack:
         execution = stack.orchestration.trigger(args.flow, params)
-    print(f"started {args.flow} on stack {stack.name}: {execution}")
+    print(f"started {args.flow} run {execution} on stack {stack.name}; once it has run, index it with: lamina sync {args.flow}/{execution}")
     return 0

@@ -208,13 +208,10 @@ def run_in_environment(spec: TaskSpec, echo: bool) -> int:
 
 def _record_failure(spec: TaskSpec, message: str) -> None:
     from ..models import TaskRecord
-    from ..versioning import layout
+    from ..versioning.runstore import RunStore
     from .task import task_stack
 
-    stack = task_stack(spec)
-    record = TaskRecord.begin(spec, error=message)
-    key = layout.task_record_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
-    stack.versioning.put(key, data=record.model_dump_json().encode(), overwrite=True)
+    RunStore(task_stack(spec).versioning).save_record(TaskRecord.begin(spec, error=message))
 
 
 def in_environment(spec: TaskSpec) -> bool:

@@ -8,13 +8,12 @@ Task ids are deterministic: ``0`` outside any foreach, else the foreach indices 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import platform
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ def task_id_for(stack: list[ForeachFrame]) -> str:
 class _Join:
     expected: int
     foreach_stack: list[ForeachFrame]
-    arrived: list[tuple[int, str]] = field(default_factory=list)
+    arrived: int = 0
 
 
 class RunDriver:
@@ -116,12 +115,10 @@ class RunDriver:
         from ..discovery import get_registry
         from ..flow.includefile import include_files
         from ..flow.platform import notice_platforms
-        from ..versioning import layout
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
-        from ..versioning.layout import new_run_id
+        from ..versioning.runstore import RunStore, new_run_id
         from .metawriter import MetadataWriter
-        from .sync import write_manifest
 
         self.graph.validate()
         notice_platforms(self.decorations, self.stack.name)
@@ -138,6 +135,7 @@ class RunDriver:
             self.store = ArtifactStore(
                 self.stack.versioning, cache_dir=self.stack.project_dir / ".lamina" / "cache"
             )
+            self.runs = RunStore(self.stack.versioning)
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
@@ -162,14 +160,8 @@ class RunDriver:
                 for step, env in self.environments.items()
                 if env is not None
             }
-            write_manifest(
-                self.stack, self.flow_name, self.run_id, {**manifest, "environments": environments}
-            )
-            self.stack.versioning.put(
-                layout.latest_run_key(self.flow_name, self.user),
-                data=json.dumps({"run_id": self.run_id}).encode(),
-                overwrite=True,
-            )
+            self.runs.save_manifest(self.flow_name, self.run_id, {**manifest, "environments": environments})
+            self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
             self.writer.call("create_run", **manifest)
         except BaseException:
             self.stack.compute.shutdown()
@@ -199,17 +191,13 @@ class RunDriver:
             ensure_environment(env, step)
 
     def _load_origin(self) -> None:
-        from ..versioning import layout
-
-        prefix = layout.run_prefix(self.flow_name, self.origin_run_id or "")
-        keys = [k for k in self.stack.versioning.list(prefix) if k.endswith("/" + layout.RECORD_NAME)]
-        if not keys:
+        found = self.runs.records(self.flow_name, self.origin_run_id or "", all_attempts=True)
+        if not found:
             raise LaminaError(
                 f"run {self.origin_run_id} of {self.flow_name} has no stored tasks on stack {self.stack.name}: "
                 "check the run id (`lamina runs`) and the stack."
             )
-        for key in keys:
-            record = TaskRecord.model_validate_json(self.stack.versioning.get(key))
+        for _, record in found:
             if record.ok:
                 prev = self._origin.get((record.step, record.task_id))
                 if prev is None or prev.attempt < record.attempt:
@@ -319,14 +307,11 @@ class RunDriver:
 
     def _clone(self, spec: TaskSpec) -> None:
         """Reuse a finished task of the origin run: its record points at the same artifacts."""
-        from ..versioning import layout
-
         origin = self._origin[(spec.step, spec.task_id)]
         record = origin.model_copy(
             update={"run_id": self.run_id, "attempt": 0, "input_paths": spec.input_paths}
         )
-        key = layout.task_record_key(self.flow_name, self.run_id, spec.step, spec.task_id, 0)
-        self.stack.versioning.put(key, data=record.model_dump_json().encode(), overwrite=True)
+        key = self.runs.save_record(record)
         self._cloned.add((spec.step, spec.task_id))
         self.writer.started(
             self.run_id, spec.step, spec.task_id, 0, spec.input_paths, list(spec.foreach_stack)
@@ -343,20 +328,23 @@ class RunDriver:
         self.progress.started(spec.step)
 
     def _finished(self, status: TaskStatus) -> None:
-        from ..versioning import layout
-
         spec = self._running.pop(status.handle)
-        key = layout.task_record_key(self.flow_name, self.run_id, spec.step, spec.task_id, spec.attempt)
-        try:
-            record = TaskRecord.model_validate_json(self.stack.versioning.get(key))
-        except KeyError:
+        ids = (self.flow_name, self.run_id, spec.step, spec.task_id, spec.attempt)
+        key = self.runs.record_key(*ids)
+        found = self.runs.record_at(key)
+        if found is None:
             record = TaskRecord.begin(
                 spec,
                 error=f"the task process died before recording a result ({status.message or status.state})",
             )
+            for stream in ("stdout", "stderr"):  # what it printed before it died, if it was kept
+                if self.runs.log(*ids, stream):
+                    setattr(record, f"{stream}_key", self.runs.log_key(*ids, stream))
             logs = self.stack.compute.logs(status.handle)
             if logs:
                 record.traceback = logs
+        else:
+            record = found
         if not status.output_shown:
             self._show_output(spec, record)
         if record.ok and status.state == "failed":
@@ -396,8 +384,8 @@ class RunDriver:
             if not key:
                 continue
             try:
-                text = self.stack.versioning.get(key).decode("utf-8", errors="replace")
-            except KeyError:
+                text = self.runs.text(key)
+            except LaminaError:
                 continue
             if record.traceback and stream is sys.stderr:
                 text = text.replace(record.traceback, "")  # shown once, by the failure report
@@ -435,9 +423,18 @@ class RunDriver:
             return False
         return all(self._step_complete(parent) for parent in self.graph[step].in_funcs)
 
+    def _inputs(self, step: str, frames: list[ForeachFrame]) -> list[str]:
+        """The input paths of a task of ``step``, by the flow graph's one rule for them."""
+        rule = self.graph.input_rule(step)
+        return rule.paths(
+            task_id_for(frames),
+            len(frames),
+            attempt_of=lambda s, t: self.records[(s, t)].attempt,
+            count_of=lambda s, t: self.records[(s, t)].foreach_count or 0,
+        )
+
     def _successors(self, spec: TaskSpec, record: TaskRecord) -> None:
         node = self.graph[spec.step]
-        path = f"{spec.step}/{spec.task_id}/{record.attempt}"
         if node.foreach:
             count = record.foreach_count or 0
             if count > self.max_splits:
@@ -449,34 +446,33 @@ class RunDriver:
             self.progress.expect(target, count)
             for i in range(count):
                 frames = [*spec.foreach_stack, ForeachFrame(step=node.name, index=i, count=count)]
-                self._enqueue(target, [path], frames, i)
+                self._enqueue(target, self._inputs(target, frames), frames, i)
             return
         for target in node.out_funcs:
             tnode = self.graph[target]
             if tnode.takes_inputs:
-                self._arrive(target, spec, path)
+                self._arrive(target, spec)
             else:
                 self.progress.expect(target, 1)
-                self._enqueue(target, [path], list(spec.foreach_stack), None)
+                frames = list(spec.foreach_stack)
+                self._enqueue(target, self._inputs(target, frames), frames, None)
 
-    def _arrive(self, join: str, spec: TaskSpec, path: str) -> None:
+    def _arrive(self, join: str, spec: TaskSpec) -> None:
         node = self.graph[spec.step]
         split = self.graph[node.split_parents[-1]]
         if split.foreach:
-            frame = spec.foreach_stack[-1]
             outer = list(spec.foreach_stack[:-1])
-            expected, order = frame.count, frame.index
+            expected = spec.foreach_stack[-1].count
         else:
             outer = list(spec.foreach_stack)
             expected = len(split.out_funcs)
-            order = node.lineno
         key = (join, tuple((f.step, f.index) for f in outer))
         pending = self._joins.setdefault(key, _Join(expected, outer))
-        pending.arrived.append((order, path))
-        if len(pending.arrived) == pending.expected:
+        pending.arrived += 1
+        if pending.arrived == pending.expected:
             del self._joins[key]
             self.progress.expect(join, 1)
-            self._enqueue(join, [p for _, p in sorted(pending.arrived)], outer, None)
+            self._enqueue(join, self._inputs(join, outer), outer, None)
 
 
 def _open_metadata(url: str) -> Any:

@@ -9,7 +9,6 @@ run's manifest and task records and records them, idempotently.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,22 +29,24 @@ class SyncResult:
 
 
 def list_runs(stack: Stack, flow: str) -> list[str]:
-    from ..versioning import layout
+    from ..versioning.runstore import RunStore
 
-    prefix = f"{layout.RUNS_PREFIX}{layout.check_segment(flow, 'flow name')}/"
-    runs = {key[len(prefix) :].split("/", 1)[0] for key in stack.versioning.list(prefix)}
-    return sorted(runs)
+    return RunStore(stack.versioning).run_ids(flow)
 
 
 def sync_run(stack: Stack, flow: str, run_id: str) -> SyncResult:
     """Record run ``flow/run_id`` and all its task attempts found in the blob store."""
-    from ..versioning import layout
     from ..versioning.metadata import MetadataStore
+    from ..versioning.runstore import RunStore
 
     blobs = stack.versioning
-    keys = [k for k in blobs.list(layout.run_prefix(flow, run_id)) if k.endswith("/" + layout.RECORD_NAME)]
-    manifest = _manifest(stack, flow, run_id)
-    if manifest is None and not keys:
+    runs = RunStore(blobs)
+    found = runs.records(flow, run_id, all_attempts=True)
+    manifest = runs.load_manifest(flow, run_id)
+    if manifest is None:
+        params = runs.load_params(flow, run_id)
+        manifest = {"params": params} if params is not None else None
+    if manifest is None and not found:
         raise LaminaError(
             f"nothing is stored for run {flow}/{run_id} on stack {stack.name}: check the flow name and run id."
         )
@@ -67,25 +68,13 @@ def sync_run(stack: Stack, flow: str, run_id: str) -> SyncResult:
         created = True
     except StoreError:
         pass  # already indexed: records below are replaced idempotently
-    records = [(TaskRecord.model_validate_json(blobs.get(k)), k) for k in keys]
+    records = [(record, key) for key, record in found]
     records.sort(key=lambda rk: (rk[0].started_at, rk[0].attempt))
     store.record_batch([("finished", (record, key)) for record, key in records])
     status = _status(records)
     if status != "running":
         store.finish_run(run_id, ok=status == "succeeded")
     return SyncResult(run_id=run_id, flow=flow, tasks=len(records), status=status, created=created)
-
-
-def _manifest(stack: Stack, flow: str, run_id: str) -> dict[str, Any] | None:
-    from ..versioning import layout
-
-    for key in (layout.run_manifest_key(flow, run_id), layout.run_params_key(flow, run_id)):
-        try:
-            data = json.loads(stack.versioning.get(key))
-        except KeyError:
-            continue
-        return data if key.endswith(layout.MANIFEST_NAME) else {"params": data}
-    return None
 
 
 def _status(records: list[tuple[TaskRecord, str]]) -> str:
@@ -102,16 +91,6 @@ def _status(records: list[tuple[TaskRecord, str]]) -> str:
     ):
         return "failed"
     return "running"
-
-
-def write_manifest(stack: Stack, flow: str, run_id: str, manifest: dict[str, Any]) -> None:
-    from ..versioning import layout
-
-    stack.versioning.put(
-        layout.run_manifest_key(flow, run_id),
-        data=json.dumps(manifest, sort_keys=True, default=str).encode(),
-        overwrite=True,
-    )
 
 
 def sync_cmd(args: Any) -> int:

@@ -108,9 +108,9 @@ def resolve_flow_file(spec: TaskSpec, stack: Stack) -> str:
             f"task {spec.pathspec}: flow file {spec.flow_file!r} is not here and the task carries no code package."
         )
     from ..versioning.artifacts import ArtifactStore
-    from ..versioning.codepkg import restore_code
+    from ..versioning.codepkg import code_digest, restore_code
 
-    digest = spec.code_key.rsplit("/", 1)[-1].split(".")[0]
+    digest = code_digest(spec.code_key)
     dest = Path(os.environ.get("LAMINA_CODE_DIR", "/tmp/lamina-code")) / digest
     if not (dest / spec.flow_file).exists():
         tmp = dest.with_name(dest.name + f".{os.getpid()}.tmp")
@@ -174,16 +174,13 @@ class Inputs(list):  # type: ignore[type-arg]
 
 
 def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecord:
-    from ..versioning import layout
+    from ..errors import StoreError
+    from ..versioning.runstore import RunStore
 
-    step, task_id, attempt = (path.split("/") + ["0"])[:3]
-    key = layout.task_record_key(spec.flow_name, spec.run_id, step, task_id, int(attempt))
     try:
-        return TaskRecord.model_validate_json(store.blobs.get(key))
-    except KeyError:
-        raise LaminaError(
-            f"task {spec.pathspec}: the record of its input {path} is missing from the blob store ({key})."
-        ) from None
+        return RunStore(store.blobs).input_record(spec.flow_name, spec.run_id, path)
+    except StoreError as exc:
+        raise LaminaError(f"task {spec.pathspec}: {exc}") from None
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -202,13 +199,14 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
         if not in_environment(spec):  # the step has its own packages: run there
             return run_in_environment(spec, echo)
     from ..flow.current import current
-    from ..versioning import layout
     from ..versioning.artifacts import ArtifactStore
+    from ..versioning.runstore import RunStore
     from .capture import Capture
 
     started = utcnow()
     stack = task_stack(spec)
     store = ArtifactStore(stack.versioning, cache_dir=stack.project_dir / ".lamina" / "cache")
+    runs = RunStore(stack.versioning)
     record = TaskRecord.begin(spec, started_at=started)
     echo = echo and not os.environ.get("LAMINA_QUIET")
     prefix = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
@@ -262,15 +260,13 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
             record.traceback = redact(record.traceback.encode(), secret_values()).decode()
             record.error = redact((record.error or "").encode(), secret_values()).decode()
             stderr += record.traceback.encode()
+        ids = (spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
         for stream, data in (("stdout", capture.stdout), ("stderr", stderr)):
             if not data:
                 continue  # nothing printed: nothing to store
-            key = layout.log_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, stream)  # type: ignore[arg-type]
-            stack.versioning.put(key, data=data, overwrite=True)
-            setattr(record, f"{stream}_key", key)
+            setattr(record, f"{stream}_key", runs.save_log(*ids, stream, data))  # type: ignore[arg-type]
         record.finished_at = utcnow()
-        key = layout.task_record_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
-        stack.versioning.put(key, data=record.model_dump_json().encode(), overwrite=True)
+        runs.save_record(record)
     except Exception:
         traceback.print_exc()
         return EXIT_INFRA
@@ -329,7 +325,7 @@ def _store_card(
     """Render the step's card and store it beside the task's logs; return its key."""
     from ..cards import render_card
     from ..flow.current import current
-    from ..versioning import layout
+    from ..versioning.runstore import RunStore
 
     artifacts = None
     if options.get("type", "default") == "default":
@@ -345,9 +341,9 @@ def _store_card(
         stack=stack.name,
         finished=utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
-    key = layout.card_key(spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
-    stack.versioning.put(key, data=document.encode(), overwrite=True)
-    return key
+    return RunStore(stack.versioning).save_card(
+        spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, document
+    )
 
 
 def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
@@ -526,11 +522,26 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def run_task_command(argv: list[str]) -> int:
+    """``python -m lamina task ARGV``, in this process; returns the task's exit code."""
+    return main(argv)
+
+
+def task_command(python: str = "python") -> list[str]:
+    """The command that runs one task; append ``--spec-file PATH`` (or ``--spec-b64 ...``)."""
+    return [python, "-m", "lamina", "task"]
+
+
 def main(argv: list[str]) -> int:
-    """``python -m lamina task --spec JSON | --spec-file F | --spec-b64 B64``."""
+    """``python -m lamina task --spec JSON | --spec-file F | --spec-b64 B64 | --spec-env VAR``,
+    or ``python -m lamina task deployed ...`` (:mod:`lamina.runtime.deployed`)."""
     import argparse
     import base64
 
+    if argv and argv[0] == "deployed":  # a task of a deployed flow builds its own spec
+        from .deployed import main as deployed_main
+
+        return deployed_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lamina task", description="Run one task of a flow.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--spec", help="the TaskSpec as JSON")

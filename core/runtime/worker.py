@@ -177,7 +177,7 @@ def _preload() -> None:
     for module in (
         "lamina.versioning.artifacts",
         "lamina.versioning.serializers",
-        "lamina.versioning.layout",
+        "lamina.versioning.runstore",
         "lamina.flow.current",
         "lamina.runtime.capture",
     ):
@@ -199,3 +199,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-workers", type=int, default=1)
     args = parser.parse_args(argv)
     return serve(args.flow_file, args.flow_name, args.fd_in, args.fd_out, max(1, args.max_workers))
+
+
+serve_worker = serve
+"""The public name of :func:`serve` (``lamina.adapter.serve_worker``)."""

@@ -15,37 +15,13 @@ import inspect
 import pluggy
 
 from ..errors import PluginError
-from ..hookspecs import LAYER_SPECS, PROJECT
+from ..hookspecs import CONTRACTS, LAYER_SPECS, PROJECT
 
-REQUIRED_HOOKS: frozenset[str] = frozenset(
-    {
-        "data_query",
-        "data_read",
-        "data_write",
-        "data_tables",
-        "data_check",
-        "compute_validate",
-        "compute_submit",
-        "compute_wait",
-        "compute_cancel",
-        "compute_check",
-        "orchestration_deploy",
-        "orchestration_trigger",
-        "orchestration_check",
-        "versioning_put",
-        "versioning_get",
-        "versioning_fetch",
-        "versioning_exists",
-        "versioning_list",
-        "versioning_delete",
-        "versioning_metadata_url",
-        "versioning_check",
-    }
-)
-"""Hooks every adapter of a layer must implement: without them the layer cannot work. The others
-have a default in the facade (no transient errors, nothing to prepare or release, no platform
-logs, the built-in scheduler...). A hook added to a spec later must have a default too, so that
-adapters written before it keep loading: it is not added here."""
+REQUIRED_HOOKS: frozenset[str] = frozenset(name for name, c in CONTRACTS.items() if c.required)
+"""Hooks every adapter of a layer must implement (from :data:`lamina.hookspecs.CONTRACTS`):
+without them the layer cannot work. The others have a default in the facade (no transient
+errors, nothing to prepare or release, no platform logs...). A hook added to a spec later must
+be optional, so that adapters written before it keep loading."""
 
 
 def layer_hooks(layer: str) -> list[str]:

@@ -1,8 +1,9 @@
 """The thin facades the core calls: ``stack.data.query(sql)``, never pluggy directly.
 
-A facade calls its layer's hooks and retries, with exponential backoff and jitter, the calls of
-idempotent hooks that fail with an exception the adapter declares transient (its
-``*_transient_errors`` hook) or with :class:`lamina.errors.TransientError`.
+A facade calls its layer's hooks and retries, with exponential backoff and jitter, the calls
+that fail with an exception the adapter declares transient (its ``*_transient_errors`` hook) or
+with :class:`lamina.errors.TransientError`, for exactly the hooks whose contract says they may be
+retried (:data:`lamina.hookspecs.CONTRACTS`; ``data_write`` only in ``replace`` mode).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ..errors import DataError, TransientError
+from ..errors import DataError, LaminaError, TransientError
+from ..hookspecs import CONTRACTS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
         DataSnapshot,
         DeployResult,
         Resources,
-        RunOutcome,
+        RunState,
         TaskSpec,
         TaskStatus,
     )
@@ -62,9 +64,9 @@ class LayerFacade:
             self._transient = (TransientError, *tuple(declared))
         return self._transient
 
-    def _call(self, hook: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+    def _call(self, hook: str, **kwargs: Any) -> Any:
         caller: Callable[..., Any] = getattr(self.pm.hook, hook)
-        attempts = self.retry_attempts if idempotent else 1
+        attempts = self.retry_attempts if CONTRACTS[hook].may_retry(kwargs) else 1
         for attempt in range(1, attempts + 1):
             try:
                 return caller(**kwargs)
@@ -132,9 +134,7 @@ class DataLayer(LayerFacade):
         """Write a table (``mode`` ``replace`` or ``append``) from Arrow, pandas, polars or dicts."""
         if mode not in ("replace", "append"):
             raise DataError(f"write({name!r}): mode must be 'replace' or 'append', got {mode!r}.")
-        snapshot = self._call(
-            "data_write", idempotent=(mode == "replace"), name=name, table=to_arrow(data), mode=mode
-        )
+        snapshot = self._call("data_write", name=name, table=to_arrow(data), mode=mode)
         self._record(snapshot)
         return snapshot
 
@@ -151,13 +151,17 @@ class DataLayer(LayerFacade):
 class ComputeLayer(LayerFacade):
     layer = "compute"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._running = False
+
     def validate(self, step: str, resources: Resources) -> str:
         return self._call("compute_validate", step=step, resources=resources) or ""
 
     def start(self, run_id: str, flow_file: str, stack: dict[str, Any], max_workers: int) -> None:
+        self._running = True
         self._call(
             "compute_start",
-            idempotent=False,
             run_id=run_id,
             flow_file=flow_file,
             stack=stack,
@@ -165,7 +169,7 @@ class ComputeLayer(LayerFacade):
         )
 
     def submit(self, task: TaskSpec) -> str:
-        return self._call("compute_submit", idempotent=False, task=task)
+        return self._call("compute_submit", task=task)
 
     def default_workers(self) -> int | None:
         value = self.pm.hook.compute_default_workers()
@@ -184,7 +188,10 @@ class ComputeLayer(LayerFacade):
         return self._call("compute_logs", handle=handle) or ""
 
     def shutdown(self) -> None:
-        self.pm.hook.compute_shutdown()
+        """End the run's use of the compute: ``compute_shutdown``, once per ``start``."""
+        if self._running:
+            self._running = False
+            self.pm.hook.compute_shutdown()
 
     def check(self) -> CheckResult:
         return self.pm.hook.compute_check()
@@ -196,16 +203,32 @@ class ComputeLayer(LayerFacade):
 class OrchestrationLayer(LayerFacade):
     layer = "orchestration"
 
-    def run(self, runtime: Any) -> RunOutcome | None:
-        return self._call("orchestration_run", idempotent=False, runtime=runtime)
-
     def deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
+        if schedule:
+            self.require("schedule", f"deploy {flow.get('name', '')} --schedule")
         return self._call("orchestration_deploy", flow=flow, schedule=schedule, dry_run=dry_run)
 
     def trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
-        return self._call(
-            "orchestration_trigger", idempotent=False, flow_name=flow_name, parameters=parameters
-        )
+        return self._call("orchestration_trigger", flow_name=flow_name, parameters=parameters)
+
+    def status(self, flow_name: str, run_id: str) -> RunState:
+        """A deployed run's state. :raises LaminaError: the orchestrator cannot report one."""
+        self.require("status", f"following the run {flow_name}/{run_id}")
+        state = self._call("orchestration_status", flow_name=flow_name, run_id=run_id)
+        if state is None:
+            raise LaminaError(f"the {self.name} orchestrator gave no status for {flow_name}/{run_id}")
+        return state
+
+    def require(self, feature: str, what: str) -> None:
+        """Refuse ``what`` unless the adapter declares ``feature`` (``AdapterInfo.features``):
+        an old adapter would otherwise ignore the request without a word."""
+        if not self.info.supports(feature):
+            raise LaminaError(
+                f"{what}: the {self.name} orchestrator does not declare the {feature!r} feature "
+                f"(it implements hook contract {self.info.contract}; it declares "
+                f"{', '.join(sorted(self.info.features)) or 'no optional features'}). Upgrade its "
+                "plugin, or use a stack whose orchestrator supports it."
+            )
 
     def check(self) -> CheckResult:
         return self.pm.hook.orchestration_check()

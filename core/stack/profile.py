@@ -263,6 +263,32 @@ def _holds_env_ref(value: Any) -> bool:
     return isinstance(value, str) and _ENV_REF.search(value) is not None
 
 
+_REFERENCE_KEY = re.compile(r"_(arn|env|path|file)$", re.I)
+"""``secrets_arn``, ``password_env``: where a secret is kept, not the secret: resolved like any key."""
+
+
+def remote_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A stack snapshot for a task on another machine: its non-secret ``${VAR}`` references are
+    resolved here, in the driver, since the remote task does not have the driver's environment
+    (``LAMINA_S3_BUCKET``, ``SNOWFLAKE_ACCOUNT``...). Keys that name secrets keep their references:
+    the task resolves them from its own environment (a secret manager, a job identity), so no
+    secret is ever written into a job or pipeline definition.
+
+    :raises ProfileError: a non-secret reference names an unset variable.
+    """
+    source = str(snapshot.get("source", "profile"))
+    layers = {
+        layer: {
+            key: value
+            if key == "adapter" or (_SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key))
+            else resolve_env_refs(value, source, layer, key)
+            for key, value in table.items()
+        }
+        for layer, table in snapshot.get("layers", {}).items()
+    }
+    return {**snapshot, "layers": layers}
+
+
 def resolve_env_refs(value: Any, source: str, layer: str, key: str = "") -> Any:
     if isinstance(value, dict):
         return {

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from lamina.models import RunOutcome
     from lamina.stack import Stack
 
-pytest.register_assert_rewrite("lamina.testing.data_suite", "lamina.testing.versioning_suite")
+pytest.register_assert_rewrite(
+    "lamina.testing.data_suite", "lamina.testing.versioning_suite", "lamina.testing.orchestration_suite"
+)
 
 
 @pytest.fixture

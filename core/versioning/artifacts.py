@@ -1,4 +1,4 @@
-"""The content-addressed store above every blob backend: artifacts, task records and logs.
+"""The content-addressed store above every blob backend: artifacts.
 
 Backends only move bytes (:class:`BlobStore`, the versioning layer facade); this module owns
 hashing, dedup and serialization, the same way for every backend. An artifact's key is the
@@ -14,15 +14,14 @@ cache and mapped from there, and a small one is read as bytes.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ArtifactNotFound, NotFound, StoreError
-from ..models import ArtifactRef, TaskRecord
+from ..errors import ArtifactNotFound, StoreError
+from ..models import ArtifactRef
 from . import layout
 from .serializers import CannotSerialize, Serializer, Sink, UnserializableArtifact, candidates, get_serializer
 
@@ -59,7 +58,8 @@ def default_cache_dir() -> Path:
 
 
 class ArtifactStore:
-    """Saves and loads artifacts, task records, logs and run parameters through ``blobs``.
+    """Saves and loads artifacts through ``blobs``; a run's other records go through
+    :class:`lamina.versioning.runstore.RunStore`.
 
     :param blobs: the versioning layer facade (see :class:`BlobStore`).
     :param cache_dir: where temporary files and fetched blobs go. For a local blob store, pass a
@@ -159,102 +159,6 @@ class ArtifactStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return str(target)
-
-    # -------------------------------------------------------------------------- task records
-
-    def save_record(self, record: TaskRecord) -> str:
-        """Store a task attempt's completion record (a task's last act); return its key.
-
-        Overwrites an earlier record of the same attempt, so a re-delivered attempt is
-        idempotent.
-        """
-        key = layout.task_record_key(
-            record.flow_name, record.run_id, record.step, record.task_id, record.attempt
-        )
-        self.blobs.put(key, data=record.model_dump_json().encode(), overwrite=True)
-        return key
-
-    def load_record(self, flow: str, run_id: str, step: str, task_id: str, attempt: int) -> TaskRecord | None:
-        """The completion record of one attempt, or ``None`` if it has none (yet)."""
-        return self._record(layout.task_record_key(flow, run_id, step, task_id, attempt))
-
-    def latest_record(self, flow: str, run_id: str, step: str, task_id: str) -> TaskRecord | None:
-        """The record of the task's highest attempt that wrote one, or ``None``."""
-        attempts = [
-            layout.parse_task_record_key(k)[4]
-            for k in self.blobs.list(layout.task_prefix(flow, run_id, step, task_id))
-            if k.endswith("/" + layout.RECORD_NAME)
-        ]
-        return self.load_record(flow, run_id, step, task_id, max(attempts)) if attempts else None
-
-    def run_records(self, flow: str, run_id: str) -> list[tuple[str, TaskRecord]]:
-        """Every task's latest record of a run, as ``(key, record)``, from the blobs alone.
-
-        This is what ``lamina sync`` replays into a metadata store for runs that no scheduler
-        recorded (a deployed flow whose database was unreachable).
-        """
-        latest: dict[tuple[str, str], tuple[int, str]] = {}
-        for key in self.blobs.list(layout.run_prefix(flow, run_id)):
-            if not key.endswith("/" + layout.RECORD_NAME):
-                continue
-            _, _, step, task_id, attempt = layout.parse_task_record_key(key)
-            if attempt >= latest.get((step, task_id), (-1, ""))[0]:
-                latest[(step, task_id)] = (attempt, key)
-        out = []
-        for _, key in sorted(latest.values(), key=lambda v: v[1]):
-            record = self._record(key)
-            if record is not None:
-                out.append((key, record))
-        return out
-
-    def _record(self, key: str) -> TaskRecord | None:
-        try:
-            raw = self.blobs.get(key)
-        except KeyError:
-            return None
-        try:
-            return TaskRecord.model_validate_json(raw)
-        except ValueError as e:
-            raise StoreError(f"task record {key!r} is not a valid TaskRecord: {e}") from e
-
-    # ------------------------------------------------------------------------ logs and params
-
-    def put_log(
-        self,
-        flow: str,
-        run_id: str,
-        step: str,
-        task_id: str,
-        attempt: int,
-        stream: layout.Stream,
-        data: bytes | str | None = None,
-        path: str | None = None,
-    ) -> str:
-        """Store (or replace, for progressive uploads) a task's ``stdout``/``stderr``; return the key."""
-        key = layout.log_key(flow, run_id, step, task_id, attempt, stream)
-        payload = data.encode() if isinstance(data, str) else data
-        self.blobs.put(key, data=payload if path is None else None, path=path, overwrite=True)
-        return key
-
-    def get_text(self, key: str) -> str:
-        """The UTF-8 text under ``key`` (undecodable bytes replaced).
-
-        :raises NotFound: no such key.
-        """
-        try:
-            return self.blobs.get(key).decode("utf-8", errors="replace")
-        except KeyError:
-            raise NotFound(f"nothing is stored under {key!r}") from None
-
-    def save_params(self, flow: str, run_id: str, params: dict[str, Any]) -> str:
-        """Store a run's parameters as JSON (for tasks that start without a database)."""
-        key = layout.run_params_key(flow, run_id)
-        self.blobs.put(key, data=json.dumps(params, sort_keys=True, default=str).encode(), overwrite=True)
-        return key
-
-    def load_params(self, flow: str, run_id: str) -> dict[str, Any]:
-        """A run's parameters. :raises NotFound: they were never stored."""
-        return json.loads(self.get_text(layout.run_params_key(flow, run_id)))
 
 
 def _maps(serializer: Serializer) -> bool:

@@ -105,6 +105,16 @@ def package_code(
     return CodePackage(path, digest.hexdigest(), os.path.getsize(path), files, skipped)
 
 
+def code_key_of(pkg: CodePackage) -> str:
+    """The key a code package is (or would be) stored under; nothing is stored."""
+    return layout.code_key(pkg.sha256)
+
+
+def code_digest(code_key: str) -> str:
+    """The SHA-256 a code package's key names (a cache directory is named by it)."""
+    return layout.digest_of(code_key)
+
+
 def store_code(store: Any, flow_dir: str | os.PathLike[str], **options: Any) -> str:
     """Package ``flow_dir`` and store it content-addressed; return its key.
 

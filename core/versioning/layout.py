@@ -1,7 +1,9 @@
 """Where things live in the blob store: pure functions from names to keys.
 
 Every backend stores bytes under ``/``-separated relative keys; this module is the one place
-that decides those keys, so the task runtime, the scheduler, ``lamina sync`` and the client agree.
+that decides those keys. It is private to the versioning core: the artifact store, the run store
+(:mod:`.runstore`) and code packages use it, and everyone else goes through them
+(``tests/test_import_hygiene.py`` keeps it so).
 
 Layout::
 
@@ -87,6 +89,11 @@ def digest_of(key: str) -> str:
     raise ValueError(f"not a content-addressed key: {key!r}")
 
 
+def flow_prefix(flow: str) -> str:
+    """Prefix (ending in ``/``) of every run of one flow."""
+    return f"{RUNS_PREFIX}{check_segment(flow, 'flow name')}/"
+
+
 def run_prefix(flow: str, run_id: str) -> str:
     """Prefix (ending in ``/``) of everything stored for one run."""
     return f"{RUNS_PREFIX}{check_segment(flow, 'flow name')}/{check_segment(run_id, 'run id')}/"
@@ -101,6 +108,12 @@ def run_manifest_key(flow: str, run_id: str) -> str:
     """Key of a run's manifest (JSON: parameters, stack, code, user, tags, versions), from which
     ``lamina sync`` can index a run in any metadata store."""
     return run_prefix(flow, run_id) + MANIFEST_NAME
+
+
+def deploy_template_key(flow: str, digest: str) -> str:
+    """Key of a deployed flow's template (JSON), content-addressed: a redeploy of the same flow
+    and stack finds it stored, and a deployed run keeps reading the template it started with."""
+    return f"deploy/{check_segment(flow, 'flow name')}/{check_digest(digest)}.json"
 
 
 def latest_run_key(flow: str, user: str) -> str:

@@ -1,12 +1,13 @@
 """Compile a flow's graph into an Amazon States Language state machine.
 
 Each step is one ``arn:aws:states:::sagemaker:createTrainingJob.sync`` Task, whose container runs
-``python -m lamina.plugins.aws.container deployed --step S --run-id R [--frame ...]`` (see
-:mod:`lamina.plugins.aws.container`). A static branch becomes a ``Parallel`` state, a foreach a
-``Map`` state over the indices ``0..count-1``, where ``count`` comes from the foreach task's
-completion record in S3 (an ``aws-sdk:s3:getObject`` Task). Before the first step, the run's
-parameters are written to the blob store (``runs/{flow}/{run}/params.json``, an
-``aws-sdk:s3:putObject`` Task), where every task reads them. The execution's name is the run id.
+Lamina's deployed-task entry point (``python -m lamina.plugins.aws deployed --boot ... --step S
+--run-id R [--frame ...]``, see :mod:`lamina.runtime.deployed`). A static branch becomes a
+``Parallel`` state, a foreach a ``Map`` state over the indices ``0..count-1``, where ``count``
+comes from the foreach task's completion record in S3 (an ``aws-sdk:s3:getObject`` Task). Before
+the first step, the run's parameters are written to the run store (an ``aws-sdk:s3:putObject``
+Task), where every task reads them. Both keys come from the run store's key templates; the
+execution's name is the run id.
 
 Every state carries ``$.lamina``: the run id, the task id ``t`` ("0", "3", "3.1") and, inside
 foreach bodies, one frame string per level (``f0``, ``f1``: ``"step:index:count"``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -44,48 +46,6 @@ def array(*items: str) -> str:
     return f"States.Array({', '.join(items)})"
 
 
-def input_rule(steps: dict[str, Any], name: str) -> dict[str, Any]:
-    """How a task of ``name`` finds its inputs (what the scheduler does, as data).
-
-    ``none`` (start), ``parent`` (same task id), ``foreach-parent`` (the foreach step, one level
-    out), ``branches`` (a static join: the branches' last steps, in the scheduler's order),
-    ``foreach-join`` (every task of the body's last step).
-    """
-    node = steps[name]
-    parents = [p for p, info in steps.items() if name in info["next"]]
-    if not parents:
-        return {"kind": "none"}
-    if node["join"]:
-        split = next(s for s, info in steps.items() if info.get("matching_join") == name)
-        if steps[split]["foreach"]:
-            return {"kind": "foreach-join", "foreach": split, "step": parents[0]}
-        ordered = sorted(parents, key=lambda p: steps[p]["line"])
-        return {"kind": "branches", "steps": ordered}
-    parent = parents[0]
-    if steps[parent]["foreach"]:
-        return {"kind": "foreach-parent", "step": parent}
-    return {"kind": "parent", "step": parent}
-
-
-def task_template(flow: dict[str, Any]) -> dict[str, Any]:
-    """What each deployed task needs besides its run id and frames (stored in S3 at deploy)."""
-    steps = flow["steps"]
-    out: dict[str, Any] = {}
-    for name, info in steps.items():
-        deco = info.get("decorators", {})
-        resources = {k: v for k, v in (deco.get("resources") or {}).items() if v is not None}
-        retry = deco.get("retry") or {}
-        rule = input_rule(steps, name)
-        out[name] = {
-            "inputs": rule,
-            "first_in_foreach": rule["kind"] == "foreach-parent",
-            "resources": resources,
-            "timeout": deco.get("timeout"),
-            "max_attempts": 1 + int(retry.get("times", 0)) if retry else 1,
-        }
-    return out
-
-
 class Compiler:
     """Builds the state machine; ``task_parameters(step)`` gives the static part of each job request."""
 
@@ -93,18 +53,22 @@ class Compiler:
         self,
         flow: dict[str, Any],
         *,
-        template_uri: str,
         bucket: str,
         prefix: str,
         task_parameters: Callable[[str], dict[str, Any]],
+        task_arguments: Callable[[str], list[str]],
+        key_template: Callable[..., str],
         job_name_stem: Callable[[str], str],
         secrets_arn: str | None = None,
         max_concurrency: int = 0,
     ) -> None:
+        """:param task_arguments: a step's static container arguments (``deployed --boot ...``).
+        :param key_template: the run store's ``key_template(kind, flow, step)``."""
         self.flow = flow
         self.steps: dict[str, Any] = flow["steps"]
         self.name = flow["name"]
-        self.template_uri = template_uri
+        self.task_arguments = task_arguments
+        self.key_template = key_template
         self.bucket = bucket
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.task_parameters = task_parameters
@@ -119,7 +83,7 @@ class Compiler:
         items: list[str] = []
         if self.secrets_arn:
             items += [lit("--secrets"), lit(self.secrets_arn)]
-        items += [lit("deployed"), lit("--template"), lit(self.template_uri), lit("--step"), lit(step)]
+        items += [lit(arg) for arg in self.task_arguments(step)]
         items += [lit("--run-id"), "$.lamina.run_id", lit("--attempt")]
         attempt_index = len(items)
         items.append(fmt(("$$.State.RetryCount",)))
@@ -159,15 +123,21 @@ class Compiler:
             state["ResultPath"] = "$.split"
         return state
 
+    def _key(self, template: str, **paths: str) -> str:
+        """A run store key template as ``States.Format``, placeholders bound to state paths."""
+        parts: list[str | tuple[str]] = [self.prefix]
+        for literal, field, _, _ in string.Formatter().parse(template):
+            parts.append(literal)
+            if field is not None:
+                parts.append((paths[field],))
+        return fmt(*parts)
+
     def _record_key(self, step: str) -> str:
-        return fmt(
-            f"{self.prefix}runs/{self.name}/",
-            ("$.lamina.run_id",),
-            f"/{step}/",
-            ("$.lamina.t",),
-            "/",
-            ("$.split.attempt",),
-            "/record.json",
+        return self._key(
+            self.key_template("record", self.name, step),
+            run_id="$.lamina.run_id",
+            task_id="$.lamina.t",
+            attempt="$.split.attempt",
         )
 
     # -- walking the graph -----------------------------------------------------------------
@@ -279,7 +249,7 @@ class Compiler:
                 "Resource": S3_PUT,
                 "Parameters": {
                     "Bucket": self.bucket,
-                    "Key.$": fmt(f"{self.prefix}runs/{self.name}/", ("$.lamina.run_id",), "/params.json"),
+                    "Key.$": self._key(self.key_template("params", self.name), run_id="$.lamina.run_id"),
                     "Body.$": "States.JsonToString($.parameters)",
                     "ContentType": "application/json",
                 },

@@ -29,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from lamina.adapter import ping_database, replacing, round_trip
 from lamina.errors import LaminaError, StoreError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult
-from lamina.versioning.store_tools import ping_database, replacing, round_trip
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -59,10 +59,6 @@ class S3VersioningSettings(AdapterSettings):
     server_side_encryption: str | None = Field(default=None, description="'AES256' or 'aws:kms'")
     kms_key_id: str | None = Field(default=None, description="KMS key for 'aws:kms' encryption")
 
-    @field_validator("region", "endpoint_url", "server_side_encryption", "kms_key_id", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("bucket")
     @classmethod
@@ -83,7 +79,7 @@ class S3VersioningSettings(AdapterSettings):
     @classmethod
     def _no_password(cls, url: str) -> str:
         # checked without SQLAlchemy: `lamina stack list` validates every profile and must stay fast
-        from lamina.versioning.urls import has_password
+        from lamina.redaction import url_has_password as has_password
 
         if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
             raise ValueError(f"not a SQLAlchemy URL (dialect://...): {url!r}")

@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from lamina.adapter import remote_snapshot
 from lamina.errors import LaminaError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Resources, TaskSpec, TaskStatus
@@ -35,7 +36,7 @@ from lamina.redaction import refuse_secret_names
 from pydantic import Field, field_validator
 
 from . import _aws
-from .container import pack_spec, resolve_stack_snapshot
+from .container import pack_spec
 from .instance_types import pick_instance_type, volume_size
 
 ADAPTER_NAME = "sagemaker"
@@ -77,10 +78,6 @@ class SageMakerSettings(AdapterSettings):
     tags: dict[str, str] = Field(default_factory=dict)
     endpoint_url: str | None = None
 
-    @field_validator("region", "output_path", "secrets_arn", "endpoint_url", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("subnets", "security_group_ids", mode="before")
     @classmethod
@@ -178,7 +175,7 @@ def default_output_path(settings: SageMakerSettings, stack: dict[str, Any]) -> s
     """
     if settings.output_path:
         return settings.output_path.rstrip("/")
-    versioning = resolve_stack_snapshot(stack).get("layers", {}).get("versioning", {})
+    versioning = remote_snapshot(stack).get("layers", {}).get("versioning", {})
     if versioning.get("adapter") == "s3" and versioning.get("bucket"):
         prefix = str(versioning.get("prefix", "lamina")).strip("/")
         return f"s3://{versioning['bucket']}/{prefix + '/' if prefix else ''}sagemaker"
@@ -199,7 +196,6 @@ class SageMakerCompute:
         self._last_poll = 0.0
         self._lock = threading.Lock()
         self._session: Any = None
-        self._stack: Any = None
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -262,7 +258,7 @@ class SageMakerCompute:
         return task.model_copy(
             update={
                 "flow_file": os.path.basename(task.flow_file),
-                "stack": resolve_stack_snapshot(task.stack),
+                "stack": remote_snapshot(task.stack),
             }
         )
 
@@ -465,7 +461,7 @@ class SageMakerCompute:
 
     @hookimpl
     def compute_logs(self, handle: str) -> str:
-        """The job's CloudWatch log streams; else its failure reason and the task's stored logs."""
+        """The job's CloudWatch log streams; else its failure reason (the scheduler shows stored logs)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         lines: list[str] = []
@@ -490,39 +486,11 @@ class SageMakerCompute:
             lines = []
         if lines:
             return "\n".join(lines)
-        reason = self._describe(handle).get("FailureReason", "")
-        return "\n".join(part for part in (reason, self._stored_logs(handle)) if part)
-
-    def _stored_logs(self, handle: str) -> str:
-        task = self._jobs.get(handle)
-        if task is None:
-            return ""
-        from lamina.versioning import layout
-
-        try:
-            if self._stack is None:
-                from lamina.stack import stack_from_snapshot
-
-                self._stack = stack_from_snapshot(task.stack, role="driver")
-            out = []
-            for stream in ("stdout", "stderr"):
-                key = layout.log_key(
-                    task.flow_name, task.run_id, task.step, task.task_id, task.attempt, stream
-                )  # type: ignore[arg-type]
-                try:
-                    out.append(self._stack.versioning.get(key).decode(errors="replace"))
-                except KeyError:
-                    pass
-            return "".join(out)
-        except LaminaError:
-            return ""
+        return str(self._describe(handle).get("FailureReason", ""))
 
     @hookimpl
     def compute_shutdown(self) -> None:
         """Nothing runs on this machine; finished jobs need no cleanup."""
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
 
     @hookimpl
     def compute_check(self) -> CheckResult:

@@ -16,17 +16,24 @@ records the run in the metadata database (the tasks cannot reach a laptop's SQLi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
-from lamina.errors import LaminaError, ParameterError
+from lamina.adapter import (
+    check_trigger_parameters,
+    deploy_template,
+    new_run_id,
+    remote_snapshot,
+    run_key_template,
+    task_arguments,
+)
+from lamina.errors import LaminaError, NotFound, ParameterError
 from lamina.hookspecs import AdapterContext, hookimpl
-from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunOutcome
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunState, RunStatusName
 from pydantic import Field, field_validator
 
 from . import _aws
-from .asl import Compiler, task_template, to_aws_schedule
+from .asl import Compiler, to_aws_schedule
 
 ADAPTER_NAME = "step-functions"
 TEMPLATE_TAG = "lamina:template"
@@ -42,10 +49,6 @@ class StepFunctionsSettings(AdapterSettings):
     events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
     max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
 
-    @field_validator("region", "endpoint_url", "events_role", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("role")
     @classmethod
@@ -73,13 +76,14 @@ class StepFunctionsOrchestration:
 
     # -- compiling -------------------------------------------------------------------------
 
-    def compile(self, flow: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """``(definition, template, template S3 URI)`` for a flow descriptor; no calls are made."""
-        from .container import resolve_stack_snapshot
+    def compile(self, flow: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """``(definition, the deploy template's S3 URI)`` for a flow descriptor; no calls are made.
+
+        Lamina's deploy stored the template already (``flow["template_key"]``, in the run store)."""
         from .sagemaker_compute import SageMakerSettings, default_output_path, job_slug, training_job_request
 
         stack = flow["stack"]
-        resolved = resolve_stack_snapshot(stack)
+        resolved = remote_snapshot(stack)
         layers = resolved["layers"]
         compute = dict(layers["compute"])
         if compute.pop("adapter") != "sagemaker":
@@ -97,19 +101,9 @@ class StepFunctionsOrchestration:
             )
         sm = SageMakerSettings.model_validate(compute)
         bucket, prefix = versioning["bucket"], str(versioning.get("prefix", "lamina")).strip("/")
-        template = {
-            "flow_name": flow["name"],
-            "flow_file": flow["flow_file"],
-            "code_key": flow["code_key"],
-            "stack": resolved,
-            "user": flow.get("user", ""),
-            "parameters": flow.get("parameters", {}),
-            "steps": task_template(flow),
-        }
-        blob = json.dumps(template, sort_keys=True, default=str)
-        digest = hashlib.sha256(blob.encode()).hexdigest()
-        key = f"{prefix + '/' if prefix else ''}deploy/{flow['name']}/{digest}.json"
-        uri = f"s3://{bucket}/{key}"
+        template_key = flow.get("template_key") or "deploy/(dry run)"
+        uri = f"s3://{bucket}/{prefix + '/' if prefix else ''}{template_key}"
+        steps = deploy_template(flow)["steps"]
         output = default_output_path(sm, stack)
 
         from lamina.models import Resources
@@ -117,9 +111,9 @@ class StepFunctionsOrchestration:
         from .instance_types import pick_instance_type, volume_size
 
         def parameters(step: str) -> dict[str, Any]:
-            res = Resources(**template["steps"][step]["resources"])
+            res = Resources(**steps[step]["resources"])
             chosen = pick_instance_type(step, res, sm.instance_type)
-            timeout = template["steps"][step]["timeout"]
+            timeout = steps[step]["timeout"]
             return training_job_request(
                 sm,
                 name="(set per execution)",
@@ -136,23 +130,19 @@ class StepFunctionsOrchestration:
 
         compiler = Compiler(
             flow,
-            template_uri=uri,
             bucket=bucket,
             prefix=prefix,
             task_parameters=parameters,
+            task_arguments=lambda step: task_arguments(flow, step)[3:],  # after `-m lamina task`
+            key_template=run_key_template,
             job_name_stem=stem,
             secrets_arn=sm.secrets_arn,
             max_concurrency=self.settings.max_concurrency,
         )
         definition = compiler.definition()
-        return definition, template, uri
+        return definition, uri
 
     # -- hooks -----------------------------------------------------------------------------
-
-    @hookimpl
-    def orchestration_run(self, runtime: Any) -> RunOutcome | None:
-        """``None``: interactive runs are walked by the built-in scheduler, tasks run on SageMaker."""
-        return None
 
     @hookimpl
     def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
@@ -176,14 +166,13 @@ class StepFunctionsOrchestration:
                     f"{flow['name']} cannot run on a schedule: parameter(s) {', '.join(required)} have no default "
                     "and a scheduled run cannot give them. Give them defaults, or trigger runs with `lamina trigger`."
                 )
-        definition, template, uri = self.compile(flow)
+        definition, uri = self.compile(flow)
         name = self.machine_name(flow["name"])
         if dry_run:
             return DeployResult(
                 flow_name=flow["name"], target=f"(dry run) state machine {name}", definition=definition,
                 schedule=aws_schedule, dry_run=True,
             )  # fmt: skip
-        self._store_template(uri, template)
         sfn = self._client("stepfunctions")
         body = json.dumps(definition)
         arn = self._find(name)
@@ -210,18 +199,6 @@ class StepFunctionsOrchestration:
             ) from exc
         self._schedule(name, arn, aws_schedule, flow)
         return DeployResult(flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule)
-
-    def _store_template(self, uri: str, template: dict[str, Any]) -> None:
-        bucket, key = uri[len("s3://") :].split("/", 1)
-        s3 = self._client("s3")
-        _aws.call(
-            f"storing the deploy template at {uri}",
-            s3.put_object,
-            Bucket=bucket,
-            Key=key,
-            Body=json.dumps(template, sort_keys=True, default=str).encode(),
-            ContentType="application/json",
-        )
 
     def _find(self, name: str) -> str | None:
         sfn = self._client("stepfunctions")
@@ -271,21 +248,22 @@ class StepFunctionsOrchestration:
         uri = next((t["value"] for t in tags.get("tags", []) if t["key"] == TEMPLATE_TAG), None)
         if not uri:
             raise LaminaError(f"the state machine {arn} was not deployed by Lamina (no {TEMPLATE_TAG} tag)")
-        from .container import _read_s3_json
+        return self._read_json(uri)
 
-        return _read_s3_json(uri)
+    def _read_json(self, uri: str) -> dict[str, Any]:
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        body = _aws.call(f"reading {uri}", self._client("s3").get_object, Bucket=bucket, Key=key)["Body"]
+        with body:
+            return dict(json.loads(body.read()))
 
     @hookimpl
     def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
         """Start an execution named by a new run id; ``parameters`` (strings from the command
         line, or values) are checked and converted against the deployed flow's parameters.
 
-        :return: the execution ARN (its last part is the run id).
+        :return: the run id (the execution's name).
         :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
         """
-        from lamina.flow.spec import JSONType, Parameter
-        from lamina.versioning.metadata import new_run_id
-
         name = self.machine_name(flow_name)
         arn = self._find(name)
         if arn is None:
@@ -293,33 +271,40 @@ class StepFunctionsOrchestration:
                 f"{flow_name} is not deployed on this stack (no state machine {name} in "
                 f"{self.settings.region or 'the default region'}): deploy it with `python flow.py deploy`."
             )
-        declared = self._template(arn).get("parameters", {})
-        types = {"str": str, "int": int, "float": float, "bool": bool, "json": JSONType}
-        values: dict[str, Any] = {}
-        for key, raw in parameters.items():
-            info = declared.get(key)
-            if info is None:
-                known = ", ".join(declared) or "none"
-                raise ParameterError(f"{flow_name} has no parameter {key!r} (parameters: {known}).")
-            param = Parameter(key, type=types.get(info.get("type", "str"), str))
-            values[key] = param.check(raw)
-        for key, info in declared.items():
-            if key not in values:
-                if not info.get("has_default", True):
-                    raise ParameterError(
-                        f"{flow_name}: required parameter {key!r} is missing: --param {key}=VALUE"
-                    )
-                values[key] = info.get("default")
+        values = check_trigger_parameters(flow_name, self._template(arn).get("parameters", {}), parameters)
         run_id = new_run_id()
         sfn = self._client("stepfunctions")
-        response = _aws.call(
+        _aws.call(
             f"starting {name}",
             sfn.start_execution,
             stateMachineArn=arn,
             name=run_id,
             input=json.dumps({"parameters": values}, default=str),
         )
-        return str(response["executionArn"])
+        return run_id
+
+    @hookimpl
+    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
+        """The execution named ``run_id`` of the flow's state machine."""
+        from botocore.exceptions import ClientError
+
+        arn = self._find(self.machine_name(flow_name))
+        if arn is None:
+            raise NotFound(f"{flow_name} is not deployed on this stack (no state machine)")
+        execution = arn.replace(":stateMachine:", ":execution:", 1) + f":{run_id}"
+        try:
+            found = _aws.call(
+                f"reading the execution {run_id}", self._client("stepfunctions").describe_execution,
+                executionArn=execution,
+            )  # fmt: skip
+        except ClientError as exc:
+            if _aws.error_code(exc) == "ExecutionDoesNotExist":
+                raise NotFound(f"no execution {run_id} of {flow_name} on Step Functions") from None
+            raise
+        status: RunStatusName = {"RUNNING": "running", "SUCCEEDED": "succeeded", "ABORTED": "interrupted"}.get(
+            found["status"], "failed"
+        )  # type: ignore[assignment]
+        return RunState(run_id=run_id, status=status, message=str(found.get("error") or found.get("cause") or ""))
 
     @hookimpl
     def orchestration_check(self) -> CheckResult:
@@ -371,4 +356,6 @@ ADAPTER = AdapterInfo(
     extra="aws",
     requires=("boto3",),
     description="deploy flows as Step Functions state machines (SageMaker job per task), schedules via EventBridge",
+    contract=2,
+    features=frozenset({"schedule", "status"}),
 )

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina.models import RunOutcome, TaskRecord, TaskSpec
+from lamina.models import RunOutcome, TaskRecord
 from lamina.runtime.api import run_flow
 from lamina.stack import resolve_stack
 from lamina.testing.aws import AwsEmulator
-from lamina.versioning import layout
 from lamina.versioning.artifacts import ArtifactStore
+from lamina.versioning.runstore import RunStore
 
 FLOW = Path(__file__).parent / "flows" / "aws_train_flow.py"
 PARAMS = {"alphas": [0.0, 10.0]}
@@ -34,8 +34,8 @@ def end_artifacts(stack_name: str, run_id: str, cache: Path) -> dict[str, Any]:
     """The ``end`` task's artifacts, read from the stack's blob store."""
     with resolve_stack(stack_name) as stack:
         store = ArtifactStore(stack.versioning, cache_dir=cache)
-        key = layout.task_record_key("AwsTrainFlow", run_id, "end", "0", 0)
-        record = TaskRecord.model_validate_json(stack.versioning.get(key))
+        record = RunStore(stack.versioning).record("AwsTrainFlow", run_id, "end", "0", 0)
+        assert record is not None
         return {name: store.load(ref) for name, ref in record.artifacts.items()}
 
 
@@ -138,29 +138,22 @@ def test_snowflake_reads_are_recorded_with_their_query_id(runs: Runs, aws_env: d
 
 
 def test_deployed_tasks_find_the_inputs_the_scheduler_gave(runs: Runs, aws_env: dict[str, str]) -> None:
-    """Under Step Functions the container builds each task's spec; it must match the scheduler's."""
-    from lamina.plugins.aws.container import deployed_spec
+    """Under Step Functions each task builds its own spec from the deploy template; it must match
+    the scheduler's (both follow the flow graph's one input rule)."""
     from lamina.runtime.deploy import flow_descriptor
+    from lamina.runtime.deployed import deploy_template, deployed_task_spec
     from lamina.runtime.task import load_flow_class
 
     flow_cls = load_flow_class(str(FLOW), as_main=False)
     with resolve_stack("aws-sagemaker") as stack:
-        descriptor = flow_descriptor(flow_cls, str(FLOW), stack, "code/sha256/00/00.tar.gz")
-        _, template, _ = stack.orchestration.adapter.compile(descriptor)  # type: ignore[attr-defined]
-        prefix = layout.run_prefix("AwsTrainFlow", runs.remote.run_id)
-        records = [
-            TaskRecord.model_validate_json(stack.versioning.get(key))
-            for key in stack.versioning.list(prefix)
-            if key.endswith(layout.RECORD_NAME)
-        ]
-    assert len(records) == len(STEPS)
-    for record in records:
-        frames = [f.model_dump() for f in record.foreach_stack]
-        spec = TaskSpec.model_validate_json(
-            deployed_spec(template, record.step, runs.remote.run_id, frames, 0)
-        )
-        assert (spec.task_id, spec.input_paths) == (record.task_id, record.input_paths), record.step
-        assert spec.split_index == (record.foreach_stack[-1].index if record.step == "fit" else None)
+        template = deploy_template(flow_descriptor(flow_cls, str(FLOW), stack, "code/sha256/00/00.tar.gz"))
+        store = RunStore(stack.versioning)
+        records = [record for _, record in store.records("AwsTrainFlow", runs.remote.run_id)]
+        assert len(records) == len(STEPS)
+        for record in records:
+            spec = deployed_task_spec(template, record.step, runs.remote.run_id, record.foreach_stack, 0, store)
+            assert (spec.task_id, spec.input_paths) == (record.task_id, record.input_paths), record.step
+            assert spec.split_index == (record.foreach_stack[-1].index if record.step == "fit" else None)
 
 
 def _lamina_processes() -> set[int]:
@@ -213,7 +206,8 @@ def test_lamina_emulate_returns_the_command_status_and_refuses_unknown_stacks(tm
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "emulated stacks: aws-sagemaker" in proc.stderr
+    assert "no installed plugin emulates the data adapter 'bigquery'" in proc.stderr
+    assert "stacks the installed plugins can emulate:\n  aws-sagemaker: " in proc.stderr
 
 
 def tempfile_dir() -> str:
@@ -351,8 +345,8 @@ def test_the_train_example_runs_unchanged_and_matches_local(
             store = ArtifactStore(stack.versioning, cache_dir=tmp_path / f"cache-{stack_name}")
             out = {}
             for step in ("pick", "end"):
-                key = layout.task_record_key("TrainFlow", run_id, step, "0", 0)
-                record = TaskRecord.model_validate_json(stack.versioning.get(key))
+                record = RunStore(stack.versioning).record("TrainFlow", run_id, step, "0", 0)
+                assert record is not None
                 for name in ("best_c", "score", "scores", "accuracy_all"):
                     if name in record.artifacts:
                         out[name] = store.load(record.artifacts[name])

@@ -3,14 +3,16 @@ refused before anything is submitted, the job it submits, cancel and logs on the
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
+from lamina.adapter import unpack
 from lamina.errors import ResourceUnsatisfiable
 from lamina.hookspecs import AdapterContext
 from lamina.models import Resources, TaskSpec
-from lamina.plugins.aws.container import pack_spec, unpack_spec
+from lamina.plugins.aws.container import pack_spec
 from lamina.plugins.aws.instance_types import largest, pick_instance_type
 from lamina.plugins.aws.sagemaker_compute import SageMakerCompute, SageMakerSettings
 from lamina.runtime.api import run_flow
@@ -64,7 +66,7 @@ def test_the_task_spec_travels_in_short_container_arguments() -> None:
     spec = '{"stack": "' + "x" * 20_000 + '"}'
     chunks = pack_spec(spec)
     assert all(len(c) <= 256 and not c.startswith("-") for c in chunks)
-    assert unpack_spec(chunks) == spec
+    assert unpack(chunks) == json.loads(spec)
 
 
 def _task(tmp_path: Path, **update: object) -> TaskSpec:
@@ -91,7 +93,7 @@ def test_the_job_request_carries_everything_the_container_needs(
     algo = request["AlgorithmSpecification"]
     assert algo["ContainerEntrypoint"] == ["python", "-m", "lamina.plugins.aws"]
     assert algo["ContainerArguments"][:3] == ["--secrets", settings.secrets_arn, "spec"]
-    spec = TaskSpec.model_validate_json(unpack_spec(algo["ContainerArguments"][3:]))
+    spec = TaskSpec.model_validate(unpack(algo["ContainerArguments"][3:]))
     assert spec.flow_file == "flow.py"  # inside the code package, not the driver's path
     assert spec.stack["layers"]["versioning"]["bucket"] == "lamina-emulated"  # resolved for the container
     assert request["ResourceConfig"] == {

@@ -466,7 +466,7 @@ def test_a_bad_address_is_refused_when_the_profile_loads(lamina_project: Path) -
 
 
 def test_the_adapter_module_imports_no_dask() -> None:
-    code = "import sys, lamina.plugins.dask_compute; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    code = "import sys, lamina.plugins.dask; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
     )

@@ -140,3 +140,64 @@ def test_every_hook_is_reachable_through_the_layer_facade(layer: str) -> None:
         assert f'"{hook}"' in source or f".{hook}(" in source or hook.endswith("_transient_errors"), (
             f"{FACADES[layer].__name__} has no method calling {hook}"
         )
+
+
+# -- one contract per hook ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("hook", sorted(ALL_HOOKS))
+def test_every_hook_declares_its_contract_and_documents_each_argument(hook: str) -> None:
+    from lamina.hookspecs import CONTRACTS
+
+    kind, sig = ALL_HOOKS[hook]
+    assert hook in CONTRACTS, f"{hook} has no @contract(...) beside its spec"
+    doc = inspect.getdoc(getattr(SPECS[kind], hook)) or ""
+    for name in sig.parameters:
+        if name != "self":
+            assert f":param {name}:" in doc, f"{hook}'s docstring has no ':param {name}:'"
+
+
+def _test_sources() -> str:
+    paths = [*(REPO / "tests").rglob("*.py"), *(REPO / "core" / "testing").rglob("*.py")]
+    return "\n".join(p.read_text() for p in paths if p.name != "test_stack_hookspecs.py")
+
+
+@pytest.mark.parametrize("hook", sorted(ALL_HOOKS))
+def test_every_hook_is_exercised_by_a_test(hook: str) -> None:
+    """A hook is exercised when a test (or a conformance suite) names it or calls the facade
+    method that calls it."""
+    kind, _ = ALL_HOOKS[hook]
+    method = hook.split("_", 1)[1] if kind != "plugin" else hook
+    sources = _test_sources()
+    assert hook in sources or f".{method}(" in sources, f"no test exercises {hook}"
+
+
+def test_the_adapter_guide_shows_the_contract_table_as_declared() -> None:
+    from lamina.hookspecs import contracts_markdown
+
+    guide = (REPO / "docs" / "writing-an-adapter.md").read_text()
+    assert contracts_markdown() in guide, (
+        "docs/writing-an-adapter.md's contract table is out of date: paste the output of "
+        "`python -c 'from lamina.hookspecs import contracts_markdown as m; print(m())'`"
+    )
+
+
+def test_required_hooks_come_from_the_contracts() -> None:
+    from lamina.hookspecs import CONTRACTS
+
+    assert REQUIRED_HOOKS == {name for name, c in CONTRACTS.items() if c.required}
+    assert not {name for name in REQUIRED_HOOKS if CONTRACTS[name].layer == "plugin"}
+
+
+def test_public_hooks_take_public_types_only() -> None:
+    """No hook hands an adapter a private core object (the RunDriver once went through ``Any``)."""
+    private = ("lamina.runtime", "lamina.stack", "lamina.versioning", "RunDriver")
+    for hook, (_, sig) in ALL_HOOKS.items():
+        for name, param in sig.parameters.items():
+            if name == "self":
+                continue
+            text = str(param.annotation)
+            assert not any(p in text for p in private), f"{hook}({name}: {text}) exposes a private type"
+            assert text != "Any", f"{hook}({name}) is untyped (Any)"

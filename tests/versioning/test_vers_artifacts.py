@@ -1,4 +1,4 @@
-"""The content-addressed artifact store: dedup, records, logs and the lazy artifact namespace."""
+"""The content-addressed artifact store: dedup and the lazy artifact namespace."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lamina.errors import ArtifactNotFound, NotFound, StoreError
-from lamina.models import ArtifactRef, Metric, TaskRecord
+from lamina.errors import ArtifactNotFound, StoreError
 from lamina.versioning import layout
 from lamina.versioning.artifacts import ArtifactNamespace, ArtifactStore
 from vers_helpers import RemoteBlobs, make_blobs
@@ -83,11 +82,9 @@ def test_another_run_storing_the_same_large_value_adds_under_a_megabyte(project,
     value = np.random.default_rng(1).random(20 * MB // 8)
     run_a = ArtifactStore(blobs, cache_dir=project / "cache-a")
     ref_a = run_a.save(value)
-    run_a.save_record(_record("r1", {"x": ref_a}))
     before = _blob_bytes(project)
     run_b = ArtifactStore(make_blobs(project), cache_dir=project / "cache-b")  # another process/run
     ref_b = run_b.save(run_a.load(ref_a))  # e.g. a resumed run re-saving a loaded (mapped) value
-    run_b.save_record(_record("r2", {"x": ref_b}))
     assert ref_b.key == ref_a.key
     assert _blob_bytes(project) - before < MB
 
@@ -119,66 +116,6 @@ def test_a_missing_blob_is_reported_with_its_key(store, blobs):
     blobs.delete([ref.key])
     with pytest.raises(StoreError, match=ref.key):
         store.load(ref)
-
-
-def _record(
-    run_id: str, artifacts: dict[str, ArtifactRef] | None = None, attempt: int = 0, **kw
-) -> TaskRecord:
-    return TaskRecord(
-        run_id=run_id,
-        flow_name="F",
-        step=kw.pop("step", "train"),
-        task_id=kw.pop("task_id", "1"),
-        attempt=attempt,
-        ok=kw.pop("ok", True),
-        artifacts=artifacts or {},
-        **kw,
-    )
-
-
-def test_task_records_round_trip_and_the_latest_attempt_wins(store):
-    assert store.load_record("F", "r1", "train", "1", 0) is None
-    assert store.latest_record("F", "r1", "train", "1") is None
-    first = _record("r1", ok=False, error="boom")
-    key = store.save_record(first)
-    assert key == layout.task_record_key("F", "r1", "train", "1", 0)
-    assert store.load_record("F", "r1", "train", "1", 0) == first
-    for attempt in (1, 2, 10):
-        store.save_record(_record("r1", attempt=attempt, metrics=[Metric(name="loss", value=attempt)]))
-    latest = store.latest_record("F", "r1", "train", "1")
-    assert latest is not None and latest.attempt == 10 and latest.metrics[0].value == 10
-
-
-def test_run_records_lists_every_task_s_latest_record_from_blobs_alone(store):
-    store.save_record(_record("r1", step="start", task_id="1"))
-    store.save_record(_record("r1", step="train", task_id="2", attempt=0, ok=False))
-    store.save_record(_record("r1", step="train", task_id="2", attempt=1))
-    store.save_record(_record("r12", step="start", task_id="1"))  # another run sharing a prefix
-    found = store.run_records("F", "r1")
-    assert [(r.step, r.task_id, r.attempt) for _, r in found] == [("start", "1", 0), ("train", "2", 1)]
-    assert all(key == layout.task_record_key("F", "r1", r.step, r.task_id, r.attempt) for key, r in found)
-
-
-def test_a_corrupt_record_is_an_error_naming_its_key(store, blobs):
-    key = layout.task_record_key("F", "r1", "train", "1", 0)
-    blobs.put(key, data=b"{not json", overwrite=True)
-    with pytest.raises(StoreError, match="record.json"):
-        store.load_record("F", "r1", "train", "1", 0)
-
-
-def test_logs_and_params_are_stored_as_text(store, tmp_path):
-    key = store.put_log("F", "r1", "train", "1", 0, "stdout", "epoch 1\n")
-    assert key.endswith("/0/stdout.log") and store.get_text(key) == "epoch 1\n"
-    store.put_log("F", "r1", "train", "1", 0, "stdout", "epoch 1\nepoch 2\n")  # progressive upload
-    assert store.get_text(key) == "epoch 1\nepoch 2\n"
-    logfile = tmp_path / "stderr.txt"
-    logfile.write_bytes(b"warn \xff\n")
-    key = store.put_log("F", "r1", "train", "1", 0, "stderr", path=str(logfile))
-    assert store.get_text(key) == "warn \ufffd\n"
-    with pytest.raises(NotFound, match="nothing is stored"):
-        store.get_text("runs/F/r1/none.log")
-    store.save_params("F", "r1", {"alpha": 0.5, "name": "x"})
-    assert store.load_params("F", "r1") == {"alpha": 0.5, "name": "x"}
 
 
 def test_the_namespace_loads_only_the_artifact_touched_and_only_once(store):

@@ -15,6 +15,7 @@ from lamina.models import DataSnapshot, ForeachFrame, Metric, TaskRecord
 from lamina.versioning.artifacts import ArtifactStore
 from lamina.versioning.codepkg import store_code
 from lamina.versioning.metadata import MetadataStore, new_run_id
+from lamina.versioning.runstore import RunStore
 from vers_helpers import make_blobs
 
 
@@ -61,9 +62,9 @@ def make_run(
             foreach_count=3 if step == "start" else None,
             metrics=list(metrics),
             data_reads=list(reads),
-            stdout_key=store.put_log(flow, run_id, step, task_id, 0, "stdout", out) if out else None,
+            stdout_key=RunStore(store.blobs).save_log(flow, run_id, step, task_id, 0, "stdout", out) if out else None,
         )
-        meta.record_task(record, store.save_record(record))
+        meta.record_task(record, RunStore(store.blobs).save_record(record))
 
     read = DataSnapshot(adapter="duckdb", kind="table", target="iris", handle={"sha256": "ab"}, rows=150)
     task("start", "1", {"alpha": alpha, "data": np.arange(100_000.0)}, reads=[read], out="loaded 150 rows\n")
