@@ -38,6 +38,15 @@ def flow_descriptor(flow_cls: type[FlowSpec], flow_file: str, stack: Stack, code
             "has_default": param.has_default,
             "help": param.help,
         }
+    from ..flow.packages import step_environment
+
+    environments = {}
+    for node in graph:
+        env = step_environment(flow_cls, node.name, node.decorations)
+        if env is not None:
+            environments[node.name] = env.model_dump(mode="json")
+    if environments:  # each deployed task builds (or finds cached) its step's environment
+        descriptor["environments"] = environments
     descriptor.update(
         code_key=code_key,
         flow_file=os.path.basename(flow_file),

@@ -120,3 +120,18 @@ def test_without_uv_pip_builds_the_environment(env_cache: Path, monkeypatch: pyt
     assert (
         subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout == "x = 1\n"
     )
+
+
+def test_a_deployed_flow_carries_each_step_environment_to_its_tasks(lamina_stack) -> None:
+    from lamina.runtime.api import resolve_flow
+    from lamina.runtime.deploy import flow_descriptor
+    from lamina.runtime.deployed import deploy_template, deployed_task_spec
+    from lamina.versioning.runstore import RunStore
+
+    flow_cls, flow_file = resolve_flow(FLOWS / "pypi_flow.py")
+    template = deploy_template(flow_descriptor(flow_cls, flow_file, lamina_stack, "code/sha256/ab"))
+    assert template["steps"]["writer"]["environment"]["requirements"] == ["tomli-w==1.0.0"]
+    assert "environment" not in template["steps"]["start"]
+    runs = RunStore(lamina_stack.versioning)
+    runs.save_params("PypiFlow", "r1", {})
+    assert deployed_task_spec(template, "start", "r1", [], 0, runs).environment is None
