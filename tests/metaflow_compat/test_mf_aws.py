@@ -15,12 +15,12 @@ for _module in ("moto", "fakesnow", "boto3", "snowflake.connector"):
     if importlib.util.find_spec(_module.split(".")[0]) is None:
         pytest.skip(f"the aws tests need {_module}: pip install 'lamina[test]'", allow_module_level=True)
 
-from lamina.models import RunOutcome, TaskRecord  # noqa: E402
+from lamina.models import RunOutcome  # noqa: E402
 from lamina.runtime.api import run_flow  # noqa: E402
 from lamina.stack import resolve_stack  # noqa: E402
 from lamina.testing.aws import AwsEmulator, aws_emulator  # noqa: E402, F401
-from lamina.versioning import layout  # noqa: E402
 from lamina.versioning.artifacts import ArtifactStore  # noqa: E402
+from lamina.versioning.runstore import RunStore  # noqa: E402
 from mf_helpers import FLOWS, movies  # noqa: E402
 
 BINARY = bytes(range(256)) * 64 + b"\x00\xff"
@@ -29,9 +29,8 @@ BINARY = bytes(range(256)) * 64 + b"\x00\xff"
 def artifacts(flow: str, run_id: str, step: str, cache: Path) -> dict:
     with resolve_stack("aws-sagemaker") as stack:
         store = ArtifactStore(stack.versioning, cache_dir=cache)
-        record = TaskRecord.model_validate_json(
-            stack.versioning.get(layout.task_record_key(flow, run_id, step, "0", 0))
-        )
+        record = RunStore(stack.versioning).record(flow, run_id, step, "0", 0)
+        assert record is not None, f"{flow}/{run_id}/{step} stored no record"
         return {name: store.load(ref) for name, ref in record.artifacts.items()}
 
 
@@ -40,9 +39,9 @@ def failure(flow: str, outcome: RunOutcome) -> str:
     if outcome.ok or not outcome.failed_step:
         return outcome.message
     with resolve_stack("aws-sagemaker") as stack:
-        record = TaskRecord.model_validate_json(
-            stack.versioning.get(layout.task_record_key(flow, outcome.run_id, outcome.failed_step, "0", 0))
-        )
+        record = RunStore(stack.versioning).record(flow, outcome.run_id, outcome.failed_step, "0", 0)
+    if record is None:
+        return outcome.message
     return f"{record.error}\n{record.traceback or ''}"
 
 
@@ -106,8 +105,11 @@ def test_the_playlist_tutorial_prints_what_it_prints_locally(remote, tmp_path: P
     outcome = remote["playlist"]
     assert outcome.ok, failure("PlayListFlow", outcome)
     with resolve_stack("aws-sagemaker") as stack:
-        key = layout.log_key("PlayListFlow", outcome.run_id, "end", "0", 0, "stdout")
-        lines = stack.versioning.get(key).decode().splitlines()
+        lines = (
+            RunStore(stack.versioning)
+            .log("PlayListFlow", outcome.run_id, "end", "0", 0, "stdout")
+            .splitlines()
+        )
     scifi = {m["movie_title"] for m in movies() if "Sci-Fi" in m["genres"]}
     assert lines[0] == "Playlist for movies in genre 'Sci-Fi'"
     assert [line.split("'")[1] in scifi for line in lines[1:3]] == [True, True]

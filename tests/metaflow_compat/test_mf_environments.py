@@ -10,7 +10,7 @@ from lamina import FlowSpec, Run, conda, pypi, step
 from lamina.errors import EnvironmentBuildError, FlowDefinitionError
 from lamina.flow.packages import step_environment
 from lamina.stack import resolve_stack
-from lamina.versioning import layout
+from lamina.versioning.runstore import RunStore
 from mf_helpers import FLOWS, flow_cli
 
 
@@ -38,7 +38,7 @@ def test_the_environment_is_recorded_with_the_run_and_reused(run_flow, env_cache
     second = run_flow(FLOWS / "pypi_flow.py")
     assert first.ok and second.ok
     with resolve_stack("local") as stack:
-        manifest = json.loads(stack.versioning.get(layout.run_manifest_key("PypiFlow", second.run_id)))
+        manifest = RunStore(stack.versioning).load_manifest("PypiFlow", second.run_id)
     recorded = manifest["environments"]
     assert Run(second.run_id).environments == recorded
     assert list(recorded) == ["writer"]

@@ -13,7 +13,7 @@ from lamina.errors import ParameterError
 from lamina.flow.includefile import INCLUDED
 from lamina.stack import resolve_stack
 from lamina.stack.catalog import register_profile
-from lamina.versioning import layout
+from lamina.versioning.runstore import RunStore
 from mf_helpers import FLOWS, flow_cli
 
 BINARY = bytes(range(256)) * 40 + b"\x00\r\n\xff"
@@ -43,7 +43,7 @@ def test_tasks_get_a_reference_to_the_stored_contents_not_the_bytes(run_flow, bl
     outcome = run_flow(FLOWS / "include_flow.py", {"blob": str(blob_file)})
     assert outcome.ok, outcome.message
     with resolve_stack("local") as stack:
-        manifest = json.loads(stack.versioning.get(layout.run_manifest_key("IncludeFlow", outcome.run_id)))
+        manifest = RunStore(stack.versioning).load_manifest("IncludeFlow", outcome.run_id)
         included = manifest["params"]["blob"][INCLUDED]
         assert included["path"] == str(blob_file)
         assert len(json.dumps(manifest["params"])) < 1000  # no file contents inline
