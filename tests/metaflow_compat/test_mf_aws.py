@@ -6,6 +6,8 @@ cache, as in the cloud."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +117,59 @@ def test_the_playlist_tutorial_prints_what_it_prints_locally(remote, tmp_path: P
     assert [line.split("'")[1] in scifi for line in lines[1:3]] == [True, True]
     assert lines[1].startswith("Pick 1: '") and lines[2].startswith("Pick 2: '")
     assert lines[3].startswith("Bonus Pick: '") and len(lines) == 4
+
+
+PG_URL = os.environ.get("LAMINA_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def team_metadata(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A PostgreSQL metadata store (a fresh schema) that training jobs reach, as a team's is."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    schema = f"lamina_mf_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sqlalchemy.exc.OperationalError as e:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {e}")
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("LAMINA_METADATA_URL", url)
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
+
+
+def test_the_playlist_sequel_reads_the_statistics_run_from_a_training_job(
+    aws_emulator: AwsEmulator,  # noqa: F811 - the fixture imported above
+    team_metadata: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client inside a remote task reads another flow's runs when the stack's metadata store
+    is one the task can reach (a team's PostgreSQL, not a laptop's SQLite file)."""
+    project = tmp_path / "project"
+    (project / ".lamina").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("LAMINA_CONFIG_DIR", str(tmp_path / "user-config"))
+    monkeypatch.setenv("LAMINA_CODE_DIR", str(tmp_path / "code"))
+    monkeypatch.setenv("LAMINA_CACHE_DIR", str(tmp_path / "cache"))
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "LAMINA_STACK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in aws_emulator.env.items():
+        monkeypatch.setenv(key, value)
+    stats = run_flow(FLOWS / "stats.py", stack="aws-sagemaker", echo=False)
+    assert stats.ok, failure("MovieStatsFlow", stats)
+    sequel = run_flow(FLOWS / "playlist_redux.py", {"recommendations": 1}, stack="aws-sagemaker", echo=False)
+    assert sequel.ok, failure("PlayListFlow", sequel)
+    with resolve_stack("aws-sagemaker") as stack:
+        runs = RunStore(stack.versioning)
+        start = runs.log("PlayListFlow", sequel.run_id, "start", "0", 0, "stdout").splitlines()
+        end = runs.log("PlayListFlow", sequel.run_id, "end", "0", 0, "stdout").splitlines()
+    assert start[0].startswith("Using metadata provider: aws-sagemaker@postgresql+psycopg://")
+    assert start[1] == f"Using analysis from 'Run('MovieStatsFlow/{stats.run_id}')'"
+    assert end[0] == "Playlist for movies in genre 'Sci-Fi'" and end[1].startswith("Pick 1: '")
