@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 ENV_KEY_VARIABLE = "LAMINA_STEP_ENVIRONMENT"
 """Set in a task process that runs inside its step's environment (the environment's key)."""
 READY = "lamina-environment.json"
-_noticed: set[str] = set()
 
 
 def environments_dir() -> Path:
@@ -89,10 +88,6 @@ def ensure_environment(env: StepEnvironment, step: str = "") -> str:
     python = _python(target)
     if (target / READY).exists():
         return str(python)
-    notice = python_notice(env, step)
-    if notice and env.key not in _noticed:
-        _noticed.add(env.key)
-        sys.stderr.write(notice + "\n")
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.with_name(target.name + ".lock")):
         if (target / READY).exists():

@@ -178,9 +178,10 @@ class RunDriver:
     def _prepare_environments(self) -> None:
         """Build each step environment of the run once, before any task, so that a package the
         index lacks fails now and tasks start at once (they find the environment cached)."""
-        from .environments import ensure_environment
+        from .environments import ensure_environment, python_notice
 
         built: set[str] = set()
+        asked: set[str | None] = set()
         for step, env in self.environments.items():
             if env is None or env.key in built:
                 continue
@@ -188,6 +189,10 @@ class RunDriver:
             self.progress.say(
                 f"environment for step '{step}': {', '.join(env.requirements) or 'no packages'}"
             )
+            notice = python_notice(env, step)
+            if notice and env.python not in asked:  # once per run and version asked for
+                asked.add(env.python)
+                sys.stderr.write(notice + "\n")
             ensure_environment(env, step)
 
     def _load_origin(self) -> None:
