@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "conda": "lamina.flow.packages",
     "conda_base": "lamina.flow.packages",
     "kubernetes": "lamina.flow.platform",
+    "project": "lamina.flow.decorators",
     "current": "lamina.flow.current",
     "Flow": "lamina.client",
     "Run": "lamina.client",
@@ -76,6 +77,7 @@ __all__ = [
     "kubernetes",
     "metadata",
     "namespace",
+    "project",
     "pypi",
     "pypi_base",
     "resolve_stack",
@@ -106,7 +108,7 @@ if TYPE_CHECKING:
     )
     from .errors import LaminaError
     from .flow.current import current
-    from .flow.decorators import catch, environment, resources, retry, timeout
+    from .flow.decorators import catch, environment, project, resources, retry, timeout
     from .flow.includefile import IncludeFile
     from .flow.packages import conda, conda_base, pypi, pypi_base
     from .flow.platform import batch, kubernetes

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         CheckResult,
         DataResult,
         DataSnapshot,
+        Deployment,
         DeployResult,
         Resources,
         RunState,
@@ -54,8 +55,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 CONTRACT_VERSION = 2
 """The version of the hook contracts this core implements. 1: the first release. 2: the
 orchestration contract of deployed flows (``orchestration_trigger`` returns the run id;
-``orchestration_status`` follows a deployed run; the built-in scheduler walks every interactive
-run, so ``orchestration_run`` is gone)."""
+``orchestration_status`` follows a deployed run; ``@project`` branches reach trigger and status;
+``orchestration_deployments`` and ``orchestration_delete``; the built-in scheduler walks every
+interactive run, so ``orchestration_run`` is gone)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -425,12 +427,15 @@ class OrchestrationSpec:
 
     @hookspec(firstresult=True)
     @contract(required=True, idempotent=False, retry=False)
-    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None) -> str:
         """Start a run of a deployed flow.
 
         :param flow_name: the flow's class name.
         :param parameters: values by name (strings from the command line, or values): check
             them with ``lamina.adapter.check_trigger_parameters``.
+        :param branch: the ``@project`` branch whose deployment to start (``None``: the flow has no
+            project); only passed to orchestrators that declare the ``branches`` feature. The run
+            belongs to the user who triggers it (``lamina.adapter.current_user()``).
         :return: the new run's id (``lamina.adapter.new_run_id()``), under which its tasks store
             their records.
         :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
@@ -440,13 +445,35 @@ class OrchestrationSpec:
 
     @hookspec(firstresult=True)
     @contract(required=False, idempotent=True, retry=True, since=2)
-    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
+    def orchestration_status(self, flow_name: str, run_id: str, branch: str | None) -> RunState:
         """The state of a deployed run, as the orchestrator sees it.
 
         :param flow_name: the flow's class name.
         :param run_id: what :meth:`orchestration_trigger` returned.
+        :param branch: the ``@project`` branch it was started on, or ``None``.
         :return: a :class:`lamina.models.RunState` (running, succeeded, failed, interrupted).
         :raises NotFound: the orchestrator knows no such run.
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=True, retry=True, since=2)
+    def orchestration_deployments(self) -> list[Deployment]:
+        """What this orchestrator has deployed, per flow and branch (feature ``list``).
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=True, retry=True, since=2)
+    def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
+        """Remove a flow's deployment (of one branch) and its schedule (feature ``delete``);
+        deleting what is not deployed is an error naming what is.
+
+        :param flow_name: the flow's class name.
+        :param branch: the ``@project`` branch, or ``None``.
+        :return: what was removed, for the user.
 
         Stops at the first non-None result (firstresult).
         """

@@ -235,6 +235,16 @@ class RunState(_Model):
     """Steps whose every task has finished, in the order they finished (for progress lines)."""
 
 
+class Deployment(_Model):
+    """One deployed flow (of one ``@project`` branch), as ``lamina deployments`` lists it."""
+
+    flow_name: str
+    project: str | None = None
+    branch: str | None = None
+    target: str = Field(description="the orchestrator's name for it, e.g. a state machine ARN")
+    schedule: str | None = None
+
+
 class RunOutcome(_Model):
     run_id: str
     ok: bool

@@ -36,6 +36,10 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
     sub.required = True
     params = flow_cls.parameters()
 
+    def branch_options(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--branch", help=f"@project flows: {what} (default: user.YOU)")
+        p.add_argument("--production", action="store_true", help="@project flows: the production branch, prod")
+
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--stack", help="stack to run on (default: LAMINA_STACK, the project's, the user's, then 'local')"
@@ -43,6 +47,7 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         p.add_argument("--max-workers", type=int, help="tasks at once (default: the number of cores)")
         p.add_argument("--max-splits", type=int, help="largest foreach fan-out allowed (default 100000)")
         p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+        branch_options(p, "tag the run with this @project branch")
         p.add_argument("--run-id-file", help="write the run id to this file")
         p.add_argument("--quiet", action="store_true", help="show only failures and the final result")
         p.add_argument(
@@ -80,6 +85,8 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
     deploy.add_argument("--stack")
     deploy.add_argument("--schedule", help="a cron expression")
     deploy.add_argument("--dry-run", action="store_true", help="print the definition, create nothing")
+    branch_options(deploy, "deploy this branch, beside the others")
+    deploy.add_argument("--delete", action="store_true", help="remove the deployment (of this branch)")
     return parser
 
 
@@ -96,10 +103,15 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
     if args.command == "check":
         return _check(flow_cls, args.stack)
     if args.command == "deploy":
-        from ..runtime.deploy import deploy_flow
+        from ..runtime.branches import resolve_branch
+        from ..runtime.deploy import delete_deployment, deploy_flow
 
+        branch = resolve_branch(flow_cls, args.branch, args.production)
+        if args.delete:
+            print(delete_deployment(flow_cls.graph().name, branch, stack=args.stack))
+            return 0
         result = deploy_flow(
-            flow_cls, flow_file, stack=args.stack, schedule=args.schedule, dry_run=args.dry_run
+            flow_cls, flow_file, stack=args.stack, schedule=args.schedule, dry_run=args.dry_run, branch=branch
         )
         if args.dry_run:
             print_json(result.definition)
@@ -116,7 +128,9 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
             name = key[len("param:") :]
             given[name] = params[name].convert(value)
     from ..runtime.api import run_flow
+    from ..runtime.branches import resolve_branch
 
+    branch = resolve_branch(flow_cls, args.branch, args.production)
     if args.quiet:
         os.environ["LAMINA_QUIET"] = "1"  # tasks inherit it: their output is stored, not shown
     outcome = run_flow(
@@ -125,7 +139,7 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
         stack=args.stack,
         max_workers=args.max_workers,
         max_splits=args.max_splits,
-        tags=args.tag,
+        tags=[*args.tag, *(branch.tags if branch else [])],
         echo=not args.quiet,
         resume=args.command == "resume",
         origin_run_id=getattr(args, "origin_run_id", None),

@@ -45,7 +45,11 @@ def _runs(args: argparse.Namespace) -> int:
     meta = _get_stores()[1]
     infos = meta.runs(
         args.flow,
-        tags=args.tag,
+        tags=[
+            *args.tag,
+            *([f"project:{args.project}"] if getattr(args, "project", None) else []),
+            *([f"branch:{args.branch}"] if getattr(args, "branch", None) else []),
+        ],
         status=args.status,
         user=None if args.all else current_user(),
         limit=args.limit,
@@ -226,9 +230,9 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..client import Run, compare_runs
+    from ..client import compare_runs
 
-    a, b = Run(_split(args.run_a)[0]), Run(_split(args.run_b)[0])
+    a, b = _run_or_branch(args.run_a), _run_or_branch(args.run_b)
     diff = compare_runs(a, b)
     if args.json:
         print_json({"a": a.id, "b": b.id, **diff})
@@ -244,6 +248,25 @@ def _compare(args: argparse.Namespace) -> int:
     if same:
         print("\nno differences in parameters, metrics or end artifacts")
     return 0
+
+
+def _run_or_branch(spec: str) -> Any:
+    """``FLOW@BRANCH`` is the latest run of that ``@project`` branch (``@`` is in no run id or
+    pathspec); anything else is a run."""
+    from ..client import Run, _get_stores, _in_namespace
+
+    if "@" not in spec:
+        return Run(_split(spec)[0])
+    flow, _, branch = spec.partition("@")
+    if not flow or not branch:
+        raise LaminaError(f"{spec!r}: write FLOW@BRANCH, e.g. TrainFlow@prod or TrainFlow@user.ana")
+    found = [i for i in _get_stores()[1].runs(flow, tags=[f"branch:{branch}"], limit=50) if _in_namespace(i)]
+    if not found:
+        raise LaminaError(
+            f"{flow} has no run on branch {branch!r} in your namespace; `lamina runs {flow} --branch {branch} --all` "
+            "lists everyone's."
+        )
+    return Run._from(found[0])
 
 
 def _short(value: Any) -> str:

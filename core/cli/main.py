@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("flow", nargs="?")
     p.add_argument("--status", choices=["running", "succeeded", "failed"])
     p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--project", help="runs of this @project")
+    p.add_argument("--branch", help="runs of this @project branch (user.NAME, prod...)")
     p.add_argument("--all", action="store_true", help="every user's runs, not only yours")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--stack")
@@ -80,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--stack")
 
-    p = sub.add_parser("compare", help="parameters, metrics and artifacts that differ between two runs")
-    p.add_argument("run_a")
+    p = sub.add_parser(
+        "compare",
+        help="parameters, metrics and artifacts that differ between two runs, or the latest runs of two branches",
+    )
+    p.add_argument("run_a", help="RUN, FLOW/RUN, or FLOW@BRANCH (the latest run of that @project branch)")
     p.add_argument("run_b")
     p.add_argument("--stack")
     p.add_argument("--json", action="store_true")
@@ -99,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("flow")
     p.add_argument("--stack")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--branch", help="@project flows: start this branch's deployment")
+    p.add_argument("--wait", action="store_true", help="follow the run to its end, print it, and index it")
+    p.add_argument("--timeout", type=float, help="with --wait: give up following after this many seconds")
+
+    p = sub.add_parser("deployments", help="what is deployed on a stack, per flow and branch")
+    p.add_argument("--stack")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
         "emulate",
@@ -138,7 +150,13 @@ def _run_plugin_command(info: CommandInfo, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from ..errors import LaminaError
+    from .common import fail
+
+    try:
+        parser = build_parser()  # plugins' commands: a plugin that fails to load is reported here
+    except LaminaError as exc:
+        return fail(exc)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()
@@ -169,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             from ..runtime.deploy import trigger_cmd
 
             return trigger_cmd(args)
+        if args.command == "deployments":
+            from ..runtime.deploy import deployments_cmd
+
+            return deployments_cmd(args)
         if args.command == "emulate":
             from .emulate_cmd import describe_stacks, emulate_cmd
 

@@ -125,3 +125,18 @@ def environment(func: F | None = None, *, vars: dict[str, str] | None = None) ->
         return f
 
     return apply(func) if func is not None else apply
+
+
+def project(cls: Any = None, *, name: str | None = None) -> Any:
+    """Put a flow in a project: it deploys (and may run) under a branch, so variants of it run
+    side by side (``deploy --branch NAME``, ``--production``; by default the user's own branch).
+    See :mod:`lamina.runtime.branches`."""
+    from ..runtime.branches import check_project_name
+
+    def apply(flow_cls: Any) -> Any:
+        flow_cls._lamina_project = check_project_name(name, flow_cls.__name__)
+        return flow_cls
+
+    if cls is not None:
+        raise FlowDefinitionError('@project needs a name: @project(name="churn")')
+    return apply

@@ -1,13 +1,13 @@
 """Conformance tests for data adapters (the ``DataSpec`` layer), in the style of fsspec's.
 
 Every data adapter, first-party or third-party, runs the same suite: subclass
-:class:`DataAdapterSuite` and provide a ``data_adapter`` fixture that returns a constructed
+:class:`DataSuite` and provide a ``data_adapter`` fixture that returns a constructed
 adapter plugin object (the object whose ``@hookimpl`` methods implement ``DataSpec``) over a
 writable place nobody else uses (a temporary project, a fresh schema)::
 
-    from lamina.testing.data_suite import DataAdapterSuite
+    from lamina.testing import DataSuite
 
-    class TestMyWarehouse(DataAdapterSuite):
+    class TestMyWarehouse(DataSuite):
         @pytest.fixture
         def data_adapter(self, tmp_path):
             return MyWarehouseData(MyWarehouseSettings(...), context)
@@ -18,12 +18,12 @@ differ; a subclass adapts the suite through a few class attributes and methods:
 
 * ``placeholder``: how the dialect writes a positional query parameter (``None`` skips the
   parameter test);
-* :meth:`DataAdapterSuite.snapshot_key`: the part of a snapshot's handle that identifies the
+* :meth:`DataSuite.snapshot_key`: the part of a snapshot's handle that identifies the
   data version (adapters whose handles carry a query id or a time override it);
-* :meth:`DataAdapterSuite.rows`: how a result is turned into comparable rows.
+* :meth:`DataSuite.rows`: how a result is turned into comparable rows.
 
-For pytest's detailed assertion messages, call
-``pytest.register_assert_rewrite("lamina.testing.data_suite")`` before importing this module.
+``DataAdapterSuite`` is the suite's earlier name, kept as an alias. The pytest plugin
+registers this module for assertion rewriting.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ VISITS = pa.table(
 )
 
 
-class DataAdapterSuite:
+class DataSuite:
     """The behaviour every data adapter promises. Subclass it and provide ``data_adapter``."""
 
     placeholder: ClassVar[str | None] = "?"
@@ -270,3 +270,7 @@ class DataAdapterSuite:
     def test_close_after_use(self, data_adapter: Any, new_name: Callable[[str], str]) -> None:
         data_adapter.data_write(new_name("people"), PEOPLE, "replace")
         assert data_adapter.data_close() is None
+
+
+DataAdapterSuite = DataSuite
+"""The suite's earlier name, kept so existing adapters' tests keep working."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["RunStore", "new_run_id", "run_key_template"]
 
 Stream = Literal["stdout", "stderr"]
-TemplateKind = Literal["record", "params", "log"]
+TemplateKind = Literal["record", "params", "manifest", "log"]
 
 
 class RunStore:
@@ -283,6 +283,8 @@ def run_key_template(kind: TemplateKind, flow: str, step: str | None = None) -> 
     marker = "x-run"
     if kind == "params":
         return layout.run_params_key(flow, marker).replace(marker, "{run_id}")
+    if kind == "manifest":
+        return layout.run_manifest_key(flow, marker).replace(marker, "{run_id}")
     if step is None:
         raise ValueError(f"key_template({kind!r}) needs the step")
     if kind == "record":

@@ -146,6 +146,41 @@ class _MotoSageMakerPatch:
         self._saved = {}
 
 
+class _MotoSdkBodyPatch:
+    """Step Functions returns an ``aws-sdk:s3:getObject`` Body as a string; moto's interpreter hands
+    states the raw stream, which ``States.StringToJson`` cannot read. Read it, as the service does."""
+
+    def __init__(self) -> None:
+        self._saved: Any = None
+
+    def install(self) -> None:
+        from botocore.response import StreamingBody
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_aws_sdk as sdk,
+        )
+
+        cls = sdk.StateTaskServiceAwsSdk
+        original = cls._eval_service_task
+        self._saved = (cls, original)
+
+        def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, env, *args, **kwargs)
+            response = env.stack[-1] if env.stack else None
+            if isinstance(response, dict):
+                for key, value in list(response.items()):
+                    if isinstance(value, StreamingBody):
+                        response[key] = value.read().decode("utf-8", errors="replace")
+            return result
+
+        cls._eval_service_task = _eval_service_task  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            cls, original = self._saved
+            cls._eval_service_task = original
+            self._saved = None
+
+
 def _moto_job(name: str) -> Any:
     from moto.sagemaker.models import sagemaker_backends
 
@@ -256,6 +291,7 @@ class AwsEmulator:
         self._moto: Any = None
         self._fakesnow: subprocess.Popen[bytes] | None = None
         self._patch: _MotoSageMakerPatch | None = None
+        self._sdk_patch: _MotoSdkBodyPatch | None = None
         self._owns_slot = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -293,6 +329,8 @@ class AwsEmulator:
                 self._start_fakesnow()
             if self.aws:
                 self._start_moto()
+                self._sdk_patch = _MotoSdkBodyPatch()
+                self._sdk_patch.install()
             self.env = self._environment()
             self._provision()
             if "sagemaker" in self.services:
@@ -329,6 +367,8 @@ class AwsEmulator:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto's state machine interpreter logs every integration it forwards: noise to a flow's user
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -338,6 +378,18 @@ class AwsEmulator:
 
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30
+        )
+        # moto's Step Functions interpreter (in this process) executes state machines, calling its
+        # own services at localhost:$MOTO_PORT
+        os.environ["MOTO_PORT"] = str(port)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{self.endpoint}/moto-api/config",
+                data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            ),
+            timeout=30,
         )
 
     def _environment(self) -> dict[str, str]:
@@ -378,6 +430,8 @@ class AwsEmulator:
             "LAMINA_SAGEMAKER_POLL_INTERVAL": str(self.poll_interval),
             "LAMINA_SAGEMAKER_SECRETS_ARN": self.secret_arn,
             "LAMINA_SFN_ROLE": SFN_ROLE,
+            "LAMINA_SFN_WAIT": "poll",  # moto cannot execute the .sync integration; it runs the loop form
+            "LAMINA_SFN_POLL_SECONDS": "1",
             "LAMINA_EMULATED_STACK": "aws-sagemaker",
         }
 
@@ -456,6 +510,9 @@ class AwsEmulator:
         if self._patch is not None:
             self._patch.uninstall()
             self._patch = None
+        if self._sdk_patch is not None:
+            self._sdk_patch.uninstall()
+            self._sdk_patch = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

@@ -17,11 +17,13 @@ records the run in the metadata database (the tasks cannot reach a laptop's SQLi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from lamina.adapter import (
     check_trigger_parameters,
+    current_user,
     deploy_template,
+    deployment_name,
     new_run_id,
     remote_snapshot,
     run_key_template,
@@ -29,7 +31,15 @@ from lamina.adapter import (
 )
 from lamina.errors import LaminaError, NotFound, ParameterError
 from lamina.hookspecs import AdapterContext, hookimpl
-from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunState, RunStatusName
+from lamina.models import (
+    AdapterInfo,
+    AdapterSettings,
+    CheckResult,
+    Deployment,
+    DeployResult,
+    RunState,
+    RunStatusName,
+)
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -37,6 +47,9 @@ from .asl import Compiler, to_aws_schedule
 
 ADAPTER_NAME = "step-functions"
 TEMPLATE_TAG = "lamina:template"
+PROJECT_TAG = "lamina:project"
+BRANCH_TAG = "lamina:branch"
+SCHEDULE_TAG = "lamina:schedule"
 
 
 class StepFunctionsSettings(AdapterSettings):
@@ -48,6 +61,12 @@ class StepFunctionsSettings(AdapterSettings):
     name_prefix: str = Field(default="lamina-", description="state machine names are prefix + flow name")
     events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
     max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
+    wait: Literal["sync", "poll"] = Field(
+        default="sync",
+        description="how a state waits for a task's job: 'sync' (the .sync integration, the default on AWS) "
+        "or 'poll' (a create, wait, describe, choice loop with @retry compiled in; the emulated stack's)",
+    )
+    poll_seconds: int = Field(default=10, ge=1, le=3600, description="'poll': seconds between job status checks")
 
 
     @field_validator("role")
@@ -71,8 +90,9 @@ class StepFunctionsOrchestration:
     def _client(self, service: str) -> Any:
         return _aws.client(service, self.settings.region, endpoint_url=self.settings.endpoint_url)
 
-    def machine_name(self, flow_name: str) -> str:
-        return f"{self.settings.name_prefix}{flow_name}"[:80]
+    def machine_name(self, flow_name: str, project: str | None = None, branch: str | None = None) -> str:
+        """The state machine of a deployment (80 characters at most, by Lamina's one naming rule)."""
+        return deployment_name(flow_name, project, branch, prefix=self.settings.name_prefix, max_length=80)
 
     # -- compiling -------------------------------------------------------------------------
 
@@ -138,6 +158,8 @@ class StepFunctionsOrchestration:
             job_name_stem=stem,
             secrets_arn=sm.secrets_arn,
             max_concurrency=self.settings.max_concurrency,
+            wait=self.settings.wait,
+            poll_seconds=self.settings.poll_seconds,
         )
         definition = compiler.definition()
         return definition, uri
@@ -146,10 +168,10 @@ class StepFunctionsOrchestration:
 
     @hookimpl
     def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
-        """Create or update the flow's state machine (and its schedule). Idempotent.
+        """Create or update the flow's state machine (and its schedule), one per ``@project``
+        branch. Idempotent.
 
-        :param flow: ``FlowGraph.describe()`` plus ``code_key``, ``stack``, ``flow_file``,
-            ``parameters`` (see :func:`lamina.runtime.deploy.deploy_flow`).
+        :param flow: the flow descriptor (see :func:`lamina.runtime.deploy.deploy_flow`).
         :raises LaminaError: the stack cannot run deployed flows, or AWS refused (what and why).
         """
         from botocore.exceptions import ClientError
@@ -167,7 +189,8 @@ class StepFunctionsOrchestration:
                     "and a scheduled run cannot give them. Give them defaults, or trigger runs with `lamina trigger`."
                 )
         definition, uri = self.compile(flow)
-        name = self.machine_name(flow["name"])
+        project, branch = flow.get("project"), flow.get("branch")
+        name = self.machine_name(flow["name"], project, branch)
         if dry_run:
             return DeployResult(
                 flow_name=flow["name"], target=f"(dry run) state machine {name}", definition=definition,
@@ -175,46 +198,74 @@ class StepFunctionsOrchestration:
             )  # fmt: skip
         sfn = self._client("stepfunctions")
         body = json.dumps(definition)
-        arn = self._find(name)
+        arn = self._find(flow["name"], branch)
+        tags = {"lamina:flow": flow["name"], TEMPLATE_TAG: uri, SCHEDULE_TAG: aws_schedule or "-"}
+        if project:
+            tags.update({PROJECT_TAG: project, BRANCH_TAG: branch or ""})
+        tag_list = [{"key": k, "value": v} for k, v in tags.items()]
         try:
             with _aws.translated(f"deploying the state machine {name}"):
                 if arn is None:
                     arn = sfn.create_state_machine(
-                        name=name,
-                        definition=body,
-                        roleArn=self.settings.role,
-                        type="STANDARD",
-                        tags=[
-                            {"key": "lamina:flow", "value": flow["name"]},
-                            {"key": TEMPLATE_TAG, "value": uri},
-                        ],
+                        name=name, definition=body, roleArn=self.settings.role, type="STANDARD", tags=tag_list
                     )["stateMachineArn"]
                 else:
                     sfn.update_state_machine(stateMachineArn=arn, definition=body, roleArn=self.settings.role)
-                    sfn.tag_resource(resourceArn=arn, tags=[{"key": TEMPLATE_TAG, "value": uri}])
+                    sfn.tag_resource(resourceArn=arn, tags=tag_list)
         except ClientError as exc:
             raise LaminaError(
                 f"Step Functions refused the state machine {name}: {_aws.error_message(exc)}. Check that "
                 f"{self.settings.role} exists and may be passed (iam:PassRole), and run `lamina stack check`."
             ) from exc
-        self._schedule(name, arn, aws_schedule, flow)
+        self._schedule(self.rule_name(flow["name"], project, branch), arn, aws_schedule, flow)
         return DeployResult(flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule)
 
-    def _find(self, name: str) -> str | None:
+    def rule_name(self, flow_name: str, project: str | None, branch: str | None) -> str:
+        """The EventBridge rule of a deployment's schedule (64 characters at most)."""
+        return deployment_name(flow_name, project, branch, prefix=self.settings.name_prefix, max_length=55) + "-schedule"
+
+    def _machines(self) -> list[dict[str, Any]]:
+        """Every state machine Lamina deployed here: ``{"name", "arn", "tags"}``."""
         sfn = self._client("stepfunctions")
+        found = []
         with _aws.translated("listing state machines"):
             for page in sfn.get_paginator("list_state_machines").paginate():
                 for machine in page.get("stateMachines", []):
-                    if machine["name"] == name:
-                        return str(machine["stateMachineArn"])
+                    if not machine["name"].startswith(self.settings.name_prefix):
+                        continue
+                    arn = str(machine["stateMachineArn"])
+                    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
+                    if "lamina:flow" in tags:
+                        found.append({"name": machine["name"], "arn": arn, "tags": tags})
+        return found
+
+    def _find(self, flow_name: str, branch: str | None) -> str | None:
+        for machine in self._machines():
+            tags = machine["tags"]
+            if tags["lamina:flow"] == flow_name and (tags.get(BRANCH_TAG) or None) == (branch or None):
+                return str(machine["arn"])
         return None
 
-    def _schedule(self, name: str, arn: str, schedule: str | None, flow: dict[str, Any]) -> None:
+    def _require(self, flow_name: str, branch: str | None) -> str:
+        arn = self._find(flow_name, branch)
+        if arn is None:
+            where = f" on branch {branch}" if branch else ""
+            deployed = sorted(
+                f"{m['tags']['lamina:flow']}" + (f" (branch {m['tags'][BRANCH_TAG]})" if m["tags"].get(BRANCH_TAG) else "")
+                for m in self._machines()
+            )
+            raise LaminaError(
+                f"{flow_name} is not deployed{where} on this stack "
+                f"({self.settings.region or 'the default region'}; deployed: {', '.join(deployed) or 'nothing'}): "
+                "deploy it with `python flow.py deploy`."
+            )
+        return arn
+
+    def _schedule(self, rule: str, arn: str, schedule: str | None, flow: dict[str, Any]) -> None:
         from botocore.exceptions import ClientError
 
         events = self._client("events")
-        rule = f"{name}-schedule"[:64]
-        with _aws.translated(f"scheduling {name}"):
+        with _aws.translated(f"scheduling {flow['name']}"):
             if schedule is None:
                 try:
                     events.remove_targets(Rule=rule, Ids=["lamina"])
@@ -230,6 +281,7 @@ class StepFunctionsOrchestration:
                 State="ENABLED",
                 Description=f"Lamina: runs the flow {flow['name']} on {schedule}",
             )
+            owner = f"deployment:{flow.get('branch') or flow['name']}"  # a scheduled run is the deployment's
             events.put_targets(
                 Rule=rule,
                 Targets=[
@@ -237,7 +289,7 @@ class StepFunctionsOrchestration:
                         "Id": "lamina",
                         "Arn": arn,
                         "RoleArn": self.settings.events_role or self.settings.role,
-                        "Input": json.dumps({"parameters": defaults}, default=str),
+                        "Input": json.dumps({"parameters": defaults, "user": owner}, default=str),
                     }
                 ],
             )
@@ -257,38 +309,33 @@ class StepFunctionsOrchestration:
             return dict(json.loads(body.read()))
 
     @hookimpl
-    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None) -> str:
         """Start an execution named by a new run id; ``parameters`` (strings from the command
-        line, or values) are checked and converted against the deployed flow's parameters.
+        line, or values) are checked and converted against the deployed flow's parameters. The
+        run belongs to the user who triggers it.
 
         :return: the run id (the execution's name).
-        :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
+        :raises LaminaError: the flow is not deployed (on that branch), or a parameter is invalid.
         """
-        name = self.machine_name(flow_name)
-        arn = self._find(name)
-        if arn is None:
-            raise LaminaError(
-                f"{flow_name} is not deployed on this stack (no state machine {name} in "
-                f"{self.settings.region or 'the default region'}): deploy it with `python flow.py deploy`."
-            )
+        arn = self._require(flow_name, branch)
         values = check_trigger_parameters(flow_name, self._template(arn).get("parameters", {}), parameters)
         run_id = new_run_id()
         sfn = self._client("stepfunctions")
         _aws.call(
-            f"starting {name}",
+            f"starting {flow_name}",
             sfn.start_execution,
             stateMachineArn=arn,
             name=run_id,
-            input=json.dumps({"parameters": values}, default=str),
+            input=json.dumps({"parameters": values, "user": current_user()}, default=str),
         )
         return run_id
 
     @hookimpl
-    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
-        """The execution named ``run_id`` of the flow's state machine."""
+    def orchestration_status(self, flow_name: str, run_id: str, branch: str | None) -> RunState:
+        """The execution named ``run_id`` of the flow's (branch's) state machine."""
         from botocore.exceptions import ClientError
 
-        arn = self._find(self.machine_name(flow_name))
+        arn = self._find(flow_name, branch)
         if arn is None:
             raise NotFound(f"{flow_name} is not deployed on this stack (no state machine)")
         execution = arn.replace(":stateMachine:", ":execution:", 1) + f":{run_id}"
@@ -305,6 +352,31 @@ class StepFunctionsOrchestration:
             found["status"], "failed"
         )  # type: ignore[assignment]
         return RunState(run_id=run_id, status=status, message=str(found.get("error") or found.get("cause") or ""))
+
+    @hookimpl
+    def orchestration_deployments(self) -> list[Deployment]:
+        """Every state machine Lamina deployed in this region, with its branch and schedule."""
+        out = []
+        for machine in self._machines():
+            tags = machine["tags"]
+            schedule = tags.get(SCHEDULE_TAG)
+            out.append(
+                Deployment(
+                    flow_name=tags["lamina:flow"], project=tags.get(PROJECT_TAG) or None,
+                    branch=tags.get(BRANCH_TAG) or None, target=machine["arn"],
+                    schedule=None if schedule in (None, "-") else schedule,
+                )
+            )  # fmt: skip
+        return sorted(out, key=lambda d: (d.flow_name, d.branch or ""))
+
+    @hookimpl
+    def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
+        """Delete the state machine of ``flow_name`` (on ``branch``) and its schedule rule."""
+        arn = self._require(flow_name, branch)
+        tags = next(m["tags"] for m in self._machines() if m["arn"] == arn)
+        self._schedule(self.rule_name(flow_name, tags.get(PROJECT_TAG), branch), arn, None, {"name": flow_name})
+        _aws.call(f"deleting {arn}", self._client("stepfunctions").delete_state_machine, stateMachineArn=arn)
+        return f"the state machine {arn}" + (f" (branch {branch})" if branch else "")
 
     @hookimpl
     def orchestration_check(self) -> CheckResult:
@@ -357,5 +429,5 @@ ADAPTER = AdapterInfo(
     requires=("boto3",),
     description="deploy flows as Step Functions state machines (SageMaker job per task), schedules via EventBridge",
     contract=2,
-    features=frozenset({"schedule", "status"}),
+    features=frozenset({"schedule", "status", "branches", "list", "delete"}),
 )

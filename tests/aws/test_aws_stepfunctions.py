@@ -17,8 +17,8 @@ from lamina.errors import LaminaError, ParameterError, ResourceUnsatisfiable
 from lamina.plugins.aws.asl import S3_GET, SAGEMAKER_SYNC, task_states, to_aws_schedule
 from lamina.runtime.deploy import deploy_flow
 from lamina.runtime.task import load_flow_class
+from lamina.testing import OrchestrationSuite
 from lamina.testing.aws import AwsEmulator
-from lamina.testing.orchestration_suite import OrchestrationSuite
 
 FLOWS = Path(__file__).parent / "flows"
 SHAPES = FLOWS / "shapes.py"
@@ -209,11 +209,9 @@ def test_step_functions_needs_sagemaker_compute(project: Path) -> None:
 
 
 class TestStepFunctionsConformance(OrchestrationSuite):
-    """The orchestration contract on the emulated stack. moto cannot execute the ``.sync``
-    SageMaker integration this definition uses (the describe-wait-choice loop form that it can
-    execute is the production issue's), so deployed runs are not followed to their end here."""
-
-    executes = False
+    """The orchestration contract on the emulated stack, where state machines are compiled in
+    the describe-wait-choice loop form (``wait = "poll"``) that moto executes, each job run by the
+    emulator's job runner."""
 
     @pytest.fixture
     def orchestration_stack(self, aws_env: dict[str, str]) -> str:
