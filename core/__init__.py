@@ -15,10 +15,19 @@ _EXPORTS: dict[str, str] = {
     "step": "lamina.flow.spec",
     "Parameter": "lamina.flow.spec",
     "JSONType": "lamina.flow.spec",
+    "IncludeFile": "lamina.flow.includefile",
     "resources": "lamina.flow.decorators",
     "retry": "lamina.flow.decorators",
     "catch": "lamina.flow.decorators",
     "timeout": "lamina.flow.decorators",
+    "environment": "lamina.flow.decorators",
+    "batch": "lamina.flow.platform",
+    "card": "lamina.cards",
+    "pypi": "lamina.flow.packages",
+    "pypi_base": "lamina.flow.packages",
+    "conda": "lamina.flow.packages",
+    "conda_base": "lamina.flow.packages",
+    "kubernetes": "lamina.flow.platform",
     "project": "lamina.flow.decorators",
     "schedule": "lamina.flow.decorators",
     "trigger": "lamina.flow.decorators",
@@ -29,6 +38,13 @@ _EXPORTS: dict[str, str] = {
     "Step": "lamina.client",
     "Task": "lamina.client",
     "namespace": "lamina.client",
+    "get_namespace": "lamina.client",
+    "default_namespace": "lamina.client",
+    "metadata": "lamina.client",
+    "get_metadata": "lamina.client",
+    "default_metadata": "lamina.client",
+    "Metaflow": "lamina.client",
+    "DataArtifact": "lamina.client",
     "compare_runs": "lamina.client",
     "run_flow": "lamina.runtime.api",
     "resolve_stack": "lamina.stack",
@@ -37,20 +53,36 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DataArtifact",
     "Flow",
     "FlowSpec",
+    "IncludeFile",
     "JSONType",
     "LaminaError",
+    "Metaflow",
     "Parameter",
     "Run",
     "Step",
     "Task",
+    "batch",
+    "card",
     "catch",
     "compare_runs",
+    "conda",
+    "conda_base",
     "current",
+    "default_metadata",
+    "default_namespace",
+    "environment",
+    "get_metadata",
+    "get_namespace",
     "hookimpl",
+    "kubernetes",
+    "metadata",
     "namespace",
     "project",
+    "pypi",
+    "pypi_base",
     "resolve_stack",
     "resources",
     "retry",
@@ -64,11 +96,27 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .client import Flow, Run, Step, Task, compare_runs, namespace
+    from .cards import card
+    from .client import (
+        DataArtifact,
+        Flow,
+        Metaflow,
+        Run,
+        Step,
+        Task,
+        compare_runs,
+        default_metadata,
+        default_namespace,
+        get_metadata,
+        get_namespace,
+        metadata,
+        namespace,
+    )
     from .errors import LaminaError
     from .flow.current import current
     from .flow.decorators import (
         catch,
+        environment,
         project,
         resources,
         retry,
@@ -77,6 +125,9 @@ if TYPE_CHECKING:
         trigger,
         trigger_on_finish,
     )
+    from .flow.includefile import IncludeFile
+    from .flow.packages import conda, conda_base, pypi, pypi_base
+    from .flow.platform import batch, kubernetes
     from .flow.spec import FlowSpec, JSONType, Parameter, step
     from .hookspecs import hookimpl
     from .runtime.api import run_flow

@@ -91,3 +91,10 @@ class NotFound(LaminaError, KeyError):
 
 class StoreError(LaminaError):
     """The blob store or metadata store failed or holds inconsistent records."""
+
+
+class EnvironmentBuildError(LaminaError):
+    """A step's ``@pypi``/``@conda`` environment could not be built (a package or version that the
+    package index does not have, no network to it)."""
+
+    exit_code = 2

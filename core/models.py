@@ -69,6 +69,18 @@ class ForeachFrame(_Model):
     count: int
 
 
+class StepEnvironment(_Model):
+    """The packages one step's environment holds (``@pypi``/``@conda``), built wherever the task
+    runs: from the cache when an environment with the same ``key`` exists there, else from the
+    Python package index."""
+
+    kind: Literal["pypi", "conda"] = "pypi"
+    packages: dict[str, str] = Field(default_factory=dict, description="PyPI name -> version ('' any)")
+    requirements: list[str] = Field(default_factory=list, description="what is installed, e.g. 'six==1.16.0'")
+    python: str | None = Field(default=None, description="the Python version asked for, if any")
+    key: str = Field(description="hash of the requirement set; environments are cached under it")
+
+
 class TaskSpec(_Model):
     """Everything the task entry point needs to run one task, wherever it runs."""
 
@@ -92,6 +104,12 @@ class TaskSpec(_Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     origin_run_id: str | None = None
     tags: list[str] = Field(default_factory=list)
+    environment: StepEnvironment | None = Field(
+        default=None, description="the step's own environment (@pypi/@conda), or None: the task's interpreter"
+    )
+    with_decorators: list[str] = Field(
+        default_factory=list, description="`--with` decorators of the run, e.g. 'catch' or 'retry:times=2'"
+    )
 
     @property
     def pathspec(self) -> str:
@@ -160,6 +178,7 @@ class TaskRecord(_Model):
     metrics: list[Metric] = Field(default_factory=list)
     stdout_key: str | None = None
     stderr_key: str | None = None
+    card_key: str | None = Field(default=None, description="blob key of the task's @card HTML")
     error: str | None = None
     traceback: str | None = None
     started_at: _dt.datetime = Field(default_factory=utcnow)

@@ -60,6 +60,12 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         prog=f"python {os.path.basename(sys.argv[0]) if sys.argv else 'flow.py'}",
         description=(flow_cls.__doc__ or f"The flow {flow_cls.__name__}.").strip().splitlines()[0],
     )
+    parser.add_argument(
+        "--environment",
+        choices=["local", "pypi", "conda", "uv"],
+        help="accepted for Metaflow's command lines: Lamina builds a step's environment whenever "
+        "@pypi or @conda asks for one, with or without this option",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     params = flow_cls.parameters()
@@ -80,6 +86,14 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
         branch_options(p, "tag the run with this @project branch")
         p.add_argument("--run-id-file", help="write the run id to this file")
         p.add_argument("--quiet", action="store_true", help="show only failures and the final result")
+        p.add_argument(
+            "--with",
+            dest="with_decorators",
+            action="append",
+            default=[],
+            metavar="DECORATOR[:KEY=VALUE,...]",
+            help="add a decorator to every step, e.g. --with retry, --with kubernetes:cpu=2 (repeatable)",
+        )
         group = p.add_argument_group("parameters")
         for param in params.values():
             req = "required" if not param.has_default else f"default {param.default!r}"
@@ -172,6 +186,7 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
         resume=args.command == "resume",
         origin_run_id=getattr(args, "origin_run_id", None),
         resume_step=getattr(args, "step", None),
+        with_decorators=args.with_decorators,
     )
     if args.run_id_file:
         with open(args.run_id_file, "w") as fh:

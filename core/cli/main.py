@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
     p.add_argument("--stack")
 
+    card = sub.add_parser("card", help="a task's @card: open it in a browser, or write it to a file")
+    csub = card.add_subparsers(dest="card_command", metavar="ACTION")
+    csub.required = True
+    p = csub.add_parser("view", help="open the card in a browser (a temporary HTML file)")
+    p.add_argument("pathspec", help="FLOW/RUN/STEP/TASK (or RUN/STEP when the step has one task)")
+    p.add_argument("--no-open", action="store_true", help="print the HTML file's path, open nothing")
+    p.add_argument("--stack")
+    p = csub.add_parser("get", help="write the card's HTML to a file")
+    p.add_argument("pathspec", help="FLOW/RUN/STEP/TASK (or RUN/STEP when the step has one task)")
+    p.add_argument("file")
+    p.add_argument("--stack")
+
     p = sub.add_parser(
         "compare",
         help="parameters, metrics and artifacts that differ between two runs, or the latest runs of two branches",
@@ -180,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import inspect_cmds
 
             return inspect_cmds.run(args)
+        if args.command == "card":
+            from . import card_cmds
+
+            return card_cmds.run(args)
         if args.command == "sync":
             from ..runtime.sync import sync_cmd
 

@@ -58,13 +58,19 @@ class Current:
         self._ctx: dict[str, Any] | None = None
         self._stack: Stack | None = None
         self._metrics: list[Any] = []
+        self._card: Any = None
 
     def _bind(self, stack: Stack | None, **ctx: Any) -> None:
         self._ctx = ctx
         self._stack = stack
         self._metrics = []
+        self._card = None
 
     def _unbind(self) -> None:
+        if self._ctx and self._ctx.get("tempdir"):
+            import shutil
+
+            shutil.rmtree(self._ctx["tempdir"], ignore_errors=True)
         self._ctx = None
         self._stack = None
 
@@ -122,6 +128,47 @@ class Current:
         return self._get("user")
 
     @property
+    def username(self) -> str:
+        """Metaflow's name for :attr:`user`."""
+        return self._get("user")
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags (``--tag``)."""
+        return list(self._get("tags") or [])
+
+    @property
+    def namespace(self) -> str:
+        """The namespace the run belongs to: ``user:<name>``."""
+        return f"user:{self._get('user')}"
+
+    @property
+    def tempdir(self) -> str:
+        """A temporary directory for this task, removed when the step ends."""
+        path = self._get("tempdir")
+        if path is None:
+            import tempfile
+
+            path = tempfile.mkdtemp(prefix="lamina-task-")
+            assert self._ctx is not None
+            self._ctx["tempdir"] = path
+        return path
+
+    @property
+    def run(self) -> Any:
+        """This run, through the client (``lamina.Run``); needs the stack's metadata store."""
+        from ..client import Run
+
+        return Run(f"{self.flow_name}/{self.run_id}")
+
+    @property
+    def task(self) -> Any:
+        """This task, through the client (``lamina.Task``): its record appears when it ends."""
+        from ..client import Task
+
+        return Task(self.pathspec)
+
+    @property
     def stack(self) -> str:
         """The name of the stack the run uses."""
         return self._get("stack_name")
@@ -132,6 +179,20 @@ class Current:
         self._get("data")
         assert self._stack is not None
         return self._stack.data
+
+    @property
+    def card(self) -> Any:
+        """The running step's card (``@card``): ``current.card.append(Markdown("# Hi"))``.
+
+        Components are in ``lamina.cards``: Markdown, Table, Image, LineChart, Artifact.
+        """
+        self._get("card")
+        if self._card is None:
+            from ..cards import CardCollector
+
+            self._card = CardCollector()
+            self._card._reset(bool(self._get("card")))
+        return self._card
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Record one point of a metric's time series for this task."""

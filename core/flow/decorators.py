@@ -1,4 +1,4 @@
-"""Portable step decorators: ``@resources``, ``@retry``, ``@catch``, ``@timeout``.
+"""Portable step decorators: ``@resources``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``.
 
 They only annotate the step function; each compute adapter maps them onto its platform and
 fails loudly when it cannot (nothing is silently ignored). They work above or below ``@step``.
@@ -58,7 +58,13 @@ def resources(
                 raise FlowDefinitionError(
                     f"@resources on step {f.__name__!r}: {name} must be a non-negative number, got {value!r}."
                 )
-        _decorations(f)["resources"] = {"cpu": cpu, "memory": memory, "gpu": gpu, "disk": disk}
+        request = {"cpu": cpu, "memory": memory, "gpu": gpu, "disk": disk}
+        deco = _decorations(f)
+        if "resources" in deco:  # with @batch/@kubernetes: the larger of each number, as Metaflow does
+            from .platform import merge_resources
+
+            request = merge_resources(deco["resources"], request)
+        deco["resources"] = request
         return f
 
     return apply(func) if func is not None else apply
@@ -98,6 +104,26 @@ def timeout(func: F | None = None, *, seconds: float = 0, minutes: float = 0, ho
                 f"@timeout on step {f.__name__!r}: give seconds=, minutes= or hours= greater than 0."
             )
         _decorations(f)["timeout"] = float(total)
+        return f
+
+    return apply(func) if func is not None else apply
+
+
+def environment(func: F | None = None, *, vars: dict[str, str] | None = None) -> Any:  # noqa: A002
+    """Set environment variables while the step runs (Metaflow's ``@environment(vars={...})``).
+
+    Values are recorded with the flow's code, so they are for configuration, never secrets:
+    credentials come from the stack's standard chains.
+    """
+
+    def apply(f: F) -> F:
+        given = dict(vars or {})
+        bad = [k for k, v in given.items() if not isinstance(k, str) or not isinstance(v, str | int | float)]
+        if bad:
+            raise FlowDefinitionError(
+                f"@environment on step {f.__name__!r}: vars must map names to strings, got {bad[0]!r}."
+            )
+        _decorations(f)["environment"] = {k: str(v) for k, v in given.items()}
         return f
 
     return apply(func) if func is not None else apply

@@ -48,8 +48,13 @@ def run_flow(
     resume_step: str | None = None,
     resume: bool = False,
     raise_on_failure: bool = False,
+    with_decorators: list[str] | None = None,
 ) -> RunOutcome:
-    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish."""
+    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish.
+
+    ``with_decorators`` adds decorators to every step, as ``--with`` does on the command line:
+    ``["retry", "kubernetes:cpu=2,memory=4000"]``.
+    """
     from ..flow.spec import check_flow_names
     from ..stack import Stack, resolve_stack
     from .scheduler import DEFAULT_MAX_SPLITS, RunDriver
@@ -86,6 +91,7 @@ def run_flow(
             resume_step=resume_step,
             tags=tags,
             echo=echo,
+            with_decorators=with_decorators,
         )
         driver.start()
         outcome = driver.walk()  # the built-in scheduler walks every interactive run

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LaminaError, ParameterError
+from ..errors import FlowDefinitionError, LaminaError, ParameterError
 from ..models import DeployResult, Resources
 
 if TYPE_CHECKING:
@@ -39,6 +39,15 @@ def flow_descriptor(flow_cls: type[FlowSpec], flow_file: str, stack: Stack, code
             "has_default": param.has_default,
             "help": param.help,
         }
+    from ..flow.packages import step_environment
+
+    environments = {}
+    for node in graph:
+        env = step_environment(flow_cls, node.name, node.decorations)
+        if env is not None:
+            environments[node.name] = env.model_dump(mode="json")
+    if environments:  # each deployed task builds (or finds cached) its step's environment
+        descriptor["environments"] = environments
     descriptor.update(
         code_key=code_key,
         flow_file=os.path.basename(flow_file),
@@ -78,6 +87,16 @@ def deploy_flow(
     clash = {p.name for p in flow_cls.parameters().values()} & set(graph.nodes)
     if clash:
         raise ParameterError(f"parameter(s) {', '.join(sorted(clash))} have the name of a step; rename them.")
+    from ..flow.includefile import IncludeFile
+
+    included = [p.name for p in flow_cls.parameters().values() if isinstance(p, IncludeFile)]
+    if included:
+        raise FlowDefinitionError(
+            f"{graph.name} has IncludeFile parameter(s) {', '.join(included)}: a file is read on the "
+            "machine that starts a run, and a deployed flow is started by its orchestrator, which has "
+            "no such file. Run it with `python flow.py run`, or read the data in a step (a table of "
+            "the stack's data layer) before deploying."
+        )
     flow_dir = Path(flow_file).resolve().parent
     with resolve_stack(stack) as resolved:
         for node in graph:

@@ -61,7 +61,10 @@ class RunDriver:
         tags: list[str] | None = None,
         echo: bool = True,
         run_id: str | None = None,
+        with_decorators: list[str] | None = None,
     ) -> None:
+        from ..flow.platform import apply_with, with_decorations
+
         self.flow_cls = flow_cls
         self.flow_file = str(Path(flow_file).resolve())
         self.stack = stack
@@ -74,6 +77,19 @@ class RunDriver:
         self.echo = echo
         self.graph: FlowGraph = flow_cls.graph()
         self.flow_name = self.graph.name
+        self.with_decorators = list(with_decorators or [])
+        self.decorations: dict[str, dict[str, Any]] = {
+            node.name: apply_with(node.decorations, with_decorations(node.name, self.with_decorators))
+            if self.with_decorators
+            else node.decorations
+            for node in self.graph
+        }
+        from ..flow.packages import step_environment
+
+        self.environments = {
+            node.name: step_environment(flow_cls, node.name, self.decorations[node.name])
+            for node in self.graph
+        }
         self.run_id = run_id or ""
         self.user = current_user()
         self.progress = Progress(list(self.graph.nodes), echo=echo)
@@ -97,18 +113,22 @@ class RunDriver:
         the metadata store is opened by the writer thread, off the critical path.
         """
         from ..discovery import get_registry
+        from ..flow.includefile import include_files
+        from ..flow.platform import notice_platforms
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
         from ..versioning.runstore import RunStore, new_run_id
         from .metawriter import MetadataWriter
 
         self.graph.validate()
+        notice_platforms(self.decorations, self.stack.name)
         for node in self.graph:
-            spec = node.decorations.get("resources")
+            spec = self.decorations[node.name].get("resources")
             res = Resources(**spec) if spec else Resources()
             self.resources[node.name] = res
             if not res.is_empty():
                 self.stack.compute.validate(node.name, res)
+        self._prepare_environments()
         self.run_id = self.run_id or new_run_id()
         self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         try:
@@ -119,6 +139,8 @@ class RunDriver:
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
+            # an IncludeFile is read here, once, and reaches every task as a stored artifact
+            self.params = include_files(self.flow_cls, self.params, self.store)
             if self.origin_run_id:
                 self._load_origin()
             manifest = {
@@ -133,8 +155,17 @@ class RunDriver:
                 "packages": _packages(),
                 "origin_run_id": self.origin_run_id,
             }
+            environments = {
+                step: env.model_dump(mode="json")
+                for step, env in self.environments.items()
+                if env is not None
+            }
             # the graph is for readers of the run (lamina ui draws it); create_run takes the rest
-            self.runs.save_manifest(self.flow_name, self.run_id, {**manifest, "graph": self.graph.describe()})
+            self.runs.save_manifest(
+                self.flow_name,
+                self.run_id,
+                {**manifest, "graph": self.graph.describe(), "environments": environments},
+            )
             self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
             self.writer.call("create_run", **manifest)
         except BaseException:
@@ -148,6 +179,26 @@ class RunDriver:
         get_registry().hook().lamina_run_started(
             run_id=self.run_id, flow_name=self.flow_name, stack_name=self.stack.name, params=self.params
         )
+
+    def _prepare_environments(self) -> None:
+        """Build each step environment of the run once, before any task, so that a package the
+        index lacks fails now and tasks start at once (they find the environment cached)."""
+        from .environments import ensure_environment, python_notice
+
+        built: set[str] = set()
+        asked: set[str | None] = set()
+        for step, env in self.environments.items():
+            if env is None or env.key in built:
+                continue
+            built.add(env.key)
+            self.progress.say(
+                f"environment for step '{step}': {', '.join(env.requirements) or 'no packages'}"
+            )
+            notice = python_notice(env, step)
+            if notice and env.python not in asked:  # once per run and version asked for
+                asked.add(env.python)
+                sys.stderr.write(notice + "\n")
+            ensure_environment(env, step)
 
     def _load_origin(self) -> None:
         found = self.runs.records(self.flow_name, self.origin_run_id or "", all_attempts=True)
@@ -233,8 +284,8 @@ class RunDriver:
     def _enqueue(
         self, step: str, inputs: list[str], stack: list[ForeachFrame], split_index: int | None
     ) -> None:
-        node = self.graph[step]
-        retry = node.decorations.get("retry")
+        deco = self.decorations[step]
+        retry = deco.get("retry")
         spec = TaskSpec(
             run_id=self.run_id,
             flow_name=self.flow_name,
@@ -247,12 +298,14 @@ class RunDriver:
             code_key=self.code_key,
             stack=self.stack.snapshot(),
             resources=self.resources.get(step, Resources()),
-            timeout=node.decorations.get("timeout"),
+            timeout=deco.get("timeout"),
             max_attempts=1 + (retry.times if retry else 0),
             user=self.user,
             parameters=self.params,
             origin_run_id=self.origin_run_id,
             tags=self.tags,
+            with_decorators=self.with_decorators,
+            environment=self.environments.get(step),
         )
         if self._reusable(spec):
             self._clone(spec)
@@ -312,7 +365,7 @@ class RunDriver:
             record.error = f"the task recorded success but its process ended badly ({status.message})"
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
             self.writer.finished(record, key)
-            retry = self.graph[spec.step].decorations.get("retry")
+            retry = self.decorations[spec.step].get("retry")
             wait = 60 * retry.minutes_between_retries if retry else 0
             self.progress.say(
                 f"{self.progress._mark('fail')} {spec.step}/{spec.task_id} attempt {spec.attempt + 1} failed ({record.error}); "

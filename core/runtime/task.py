@@ -217,6 +217,11 @@ class StepTimeout(Exception):
 def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool = True) -> int:
     """Run one task to completion; return the process exit code. Never raises for a step failure:
     the failure is stored in the task's record, which the scheduler reads."""
+    if spec.environment is not None:
+        from .environments import in_environment, run_in_environment
+
+        if not in_environment(spec):  # the step has its own packages: run there
+            return run_in_environment(spec, echo)
     from ..flow.current import current
     from ..versioning.artifacts import ArtifactStore
     from ..versioning.runstore import RunStore
@@ -237,6 +242,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                 if flow_cls is None:
                     flow_cls = load_flow_class(resolve_flow_file(spec, stack), spec.flow_name)
                 flow = _prepare(flow_cls, spec, store)
+                deco = step_decorations(flow_cls, spec)
                 if "data" in stack._layers:
                     stack.data.reads.clear()
                 current._bind(
@@ -248,14 +254,18 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     attempt=spec.attempt,
                     origin_run_id=spec.origin_run_id,
                     user=spec.user,
+                    tags=spec.tags,
                     stack_name=stack.name,
                     trigger=lambda: _trigger_of(runs, spec),
                     data=True,
                     log_metric=True,
+                    card="card" in deco,
                 )
                 _execute(flow, flow_cls, spec)
                 _finish(flow, flow_cls, spec, store, record)
                 record.ok = True
+                if "card" in deco:
+                    record.card_key = _store_card(flow, spec, stack, record, deco["card"])
             except BaseException as exc:  # the record carries the failure to the scheduler
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -301,10 +311,12 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
     flow._lamina_reset()
     d = flow.__dict__
     d["_lamina_store"] = store
+    from ..flow.includefile import load_included
+
     params = flow_cls.parameters()
     for attr, param in params.items():
         if param.name in spec.parameters:
-            d[attr] = spec.parameters[param.name]
+            d[attr] = load_included(param, spec.parameters[param.name], store)
             d["_lamina_params"].add(attr)
     graph = flow_cls.graph()
     node = graph[spec.step]
@@ -329,12 +341,53 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
     return flow
 
 
+def step_decorations(flow_cls: type[FlowSpec], spec: TaskSpec) -> dict[str, Any]:
+    """The step's decorators, with the run's ``--with`` ones added."""
+    deco = flow_cls.graph()[spec.step].decorations
+    if not spec.with_decorators:
+        return deco
+    from ..flow.platform import apply_with, with_decorations
+
+    return apply_with(deco, with_decorations(spec.step, spec.with_decorators))
+
+
+_SCALAR_TYPES = ("builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.NoneType")
+
+
+def _store_card(
+    flow: FlowSpec, spec: TaskSpec, stack: Stack, record: TaskRecord, options: dict[str, Any]
+) -> str:
+    """Render the step's card and store it beside the task's logs; return its key."""
+    from ..cards import render_card
+    from ..flow.current import current
+    from ..versioning.runstore import RunStore
+
+    artifacts = None
+    if options.get("type", "default") == "default":
+        artifacts = {}
+        for name, ref in record.artifacts.items():
+            small = ref.type in _SCALAR_TYPES and ref.size <= 1024
+            artifacts[name] = (ref.type, ref.size, getattr(flow, name) if small else None)
+    components = current._card.components if current._card is not None else []
+    document = render_card(
+        pathspec=f"{spec.flow_name}/{spec.pathspec}",
+        components=components,
+        artifacts=artifacts,
+        stack=stack.name,
+        finished=utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    return RunStore(stack.versioning).save_card(
+        spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, document
+    )
+
+
 def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     node = flow_cls.graph()[spec.step]
     func = getattr(flow, spec.step)
-    deco = node.decorations
+    deco = step_decorations(flow_cls, spec)
     limit = spec.timeout or deco.get("timeout")
     previous = None
+    saved_env = _set_environment(deco.get("environment") or {})
     if limit:
 
         def on_alarm(signum: int, frame: object) -> None:
@@ -361,6 +414,19 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
         if limit:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        _set_environment(saved_env)
+
+
+def _set_environment(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Apply ``@environment`` variables (``None`` unsets); return what to restore afterwards, for
+    a compute that runs several tasks in one process."""
+    before = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return before
 
 
 def _finish(

@@ -184,6 +184,12 @@ class RunStore:
         except KeyError:
             raise NotFound(f"nothing is stored under {key!r}") from None
 
+    def save_card(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, html: str) -> str:
+        """Store (or replace) an attempt's ``@card`` HTML document; return its key."""
+        key = layout.card_key(flow, run_id, step, task_id, attempt)
+        self.blobs.put(key, data=html.encode(), overwrite=True)
+        return key
+
     # -- run-level records ----------------------------------------------------------------
 
     def save_params(self, flow: str, run_id: str, params: dict[str, Any]) -> str:
