@@ -76,6 +76,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     shutil.copytree(
         ROOT / "examples", checkout / "examples", ignore=shutil.ignore_patterns(".lamina", "__pycache__")
     )
+    (checkout / ".lamina").mkdir()  # the project is the checkout, whatever lies above it
     script = tour_script((ROOT / "README.md").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAMINA_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
