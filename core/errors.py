@@ -91,3 +91,17 @@ class NotFound(LaminaError, KeyError):
 
 class StoreError(LaminaError):
     """The blob store or metadata store failed or holds inconsistent records."""
+
+
+class RunInterrupted(LaminaError):
+    """A run was stopped by Ctrl-C (SIGINT) or SIGTERM; its finished tasks are kept for ``resume``.
+
+    Exits 130 for SIGINT and 143 for SIGTERM (128 + the signal), as shells and supervisors expect.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -7,18 +7,22 @@ Task ids are deterministic: ``0`` outside any foreach, else the foreach indices 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LaminaError, RunFailed
-from ..models import ForeachFrame, Resources, RunOutcome, TaskRecord, TaskSpec, TaskStatus
+from ..errors import LaminaError, RunFailed, RunInterrupted
+from ..models import ForeachFrame, Resources, RunOutcome, RunStatusName, TaskRecord, TaskSpec, TaskStatus
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -27,6 +31,12 @@ if TYPE_CHECKING:
     from ..stack import Stack
 
 DEFAULT_MAX_SPLITS = 100_000
+CANCEL_WAIT = 15.0
+"""Seconds an interrupted run waits for its cancelled tasks to end (they get SIGKILL after 5)."""
+
+
+class _Abort(Exception):
+    """A second SIGINT/SIGTERM: stop waiting for the cancelled tasks."""
 
 
 def current_user() -> str:
@@ -87,6 +97,7 @@ class RunDriver:
         self._origin: dict[tuple[str, str], TaskRecord] = {}
         self._rerun_steps: set[str] = set()
         self.code_key: str | None = None
+        self._stop_signal = 0
 
     # -- preparation ------------------------------------------------------------------------
 
@@ -175,37 +186,39 @@ class RunDriver:
     # -- walking ----------------------------------------------------------------------------
 
     def walk(self) -> RunOutcome:
+        """Run every task; on SIGINT or SIGTERM stop scheduling, cancel the running tasks, wait
+        for them (a task that finishes meanwhile is kept), record the run ``interrupted`` and
+        raise :class:`RunInterrupted`. A second signal stops waiting at once."""
         compute = self.stack.compute
-        ok = False
+        status: RunStatusName = "failed"
         try:
-            self._enqueue("start", [], [], None)
-            self.progress.expect("start", 1)
-            in_flight = self.max_workers + compute.queue_depth()
-            while self._ready or self._running:
-                while self._ready and len(self._running) < in_flight and self.failure is None:
-                    self._submit(self._ready.popleft())
-                if self.failure is not None:
-                    self._ready.clear()
-                if not self._running:
-                    continue
-                for status in compute.wait(list(self._running), timeout=1.0):
-                    self._finished(status)
-                self.progress.tick()
-            ok = self.failure is None
-        except KeyboardInterrupt:
-            for handle in list(self._running):
-                compute.cancel(handle)
-            self.writer.call("finish_run", run_id=self.run_id, ok=False)
-            self.writer.close()
-            self.progress.say(f"interrupted. Resume with: {self.resume_hint()}")
-            raise
+            with self._signals():
+                try:
+                    self._walk_tasks()
+                    if self._stop_signal:
+                        self._cancel_running()
+                except _Abort:
+                    pass
+                status = (
+                    "interrupted" if self._stop_signal else "succeeded" if self.failure is None else "failed"
+                )
         finally:
-            compute.shutdown()
-        self.writer.call("finish_run", run_id=self.run_id, ok=ok)
-        self.writer.close()
+            try:
+                compute.shutdown()
+            finally:
+                self._finish_run(status)
         from ..discovery import get_registry
 
+        ok = status == "succeeded"
         get_registry().hook().lamina_run_finished(run_id=self.run_id, flow_name=self.flow_name, ok=ok)
+        if status == "interrupted":
+            name = signal.Signals(self._stop_signal).name
+            kept = sum(1 for r in self.records.values() if r.ok)
+            raise RunInterrupted(  # the command line prints it, --quiet or not
+                f"run {self.run_id} interrupted ({name}); {kept} finished task(s) are kept. "
+                f"Resume with:\n    {self.resume_hint()}",
+                self._stop_signal,
+            )
         if ok:
             self.progress.say(
                 f"{self.progress._mark('ok')} run {self.run_id} finished. Inspect it with: lamina show {self.flow_name}/{self.run_id}"
@@ -214,6 +227,70 @@ class RunDriver:
         assert self.failure is not None
         message = self._failure_message(self.failure)
         return RunOutcome(run_id=self.run_id, ok=False, failed_step=self.failure.step, message=message)
+
+    def _walk_tasks(self) -> None:
+        compute = self.stack.compute
+        self._enqueue("start", [], [], None)
+        self.progress.expect("start", 1)
+        in_flight = self.max_workers + compute.queue_depth()
+        while (self._ready or self._running) and not self._stop_signal:
+            while self._ready and len(self._running) < in_flight and self.failure is None:
+                self._submit(self._ready.popleft())
+            if self.failure is not None:
+                self._ready.clear()
+            if not self._running:
+                continue
+            for status in compute.wait(list(self._running), timeout=1.0):
+                self._finished(status)
+            self.progress.tick()
+
+    def _cancel_running(self) -> None:
+        """Cancel every running task and wait until each has ended, so that none writes into the
+        run after it is marked interrupted; one that finished meanwhile is recorded as usual."""
+        compute = self.stack.compute
+        self._ready.clear()
+        if self._running:
+            self.progress.say(f"stopping {len(self._running)} running task(s)…")
+        for handle in list(self._running):
+            compute.cancel(handle)
+        deadline = time.monotonic() + CANCEL_WAIT
+        while self._running and time.monotonic() < deadline:
+            for status in compute.wait(list(self._running), timeout=1.0):
+                self._finished(status)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM ask the walk to stop (checked at least once a second); a second
+        one aborts the wait for running tasks. Only the main thread can receive signals."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: object) -> None:
+            if self._stop_signal:
+                raise _Abort()
+            self._stop_signal = signum
+            self.progress.say(
+                f"{signal.Signals(signum).name}: stopping the run (again to stop without waiting for its tasks)"
+            )
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _finish_run(self, status: RunStatusName) -> None:
+        """Record how the run ended; the writer is flushed first, so every task is in."""
+        try:
+            self.writer.call("finish_run", run_id=self.run_id, status=status)
+            self.writer.close()
+        except Exception as exc:  # the blob store keeps every result: `lamina sync` re-indexes them
+            self.progress.say(
+                f"could not record the end of run {self.run_id} in the metadata store ({exc}); "
+                f"its results are stored: `lamina sync {self.flow_name}/{self.run_id}` indexes them."
+            )
 
     def resume_hint(self) -> str:
         rel = os.path.relpath(self.flow_file)
@@ -306,6 +383,8 @@ class RunDriver:
         if record.ok and status.state == "failed":
             record.ok = False
             record.error = f"the task recorded success but its process ended badly ({status.message})"
+        if self._stop_signal and not record.ok:
+            return  # cancelled: its row stays running until finish_run marks it interrupted
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
             self.writer.finished(record, key)
             retry = self.graph[spec.step].decorations.get("retry")
@@ -315,8 +394,9 @@ class RunDriver:
                 f"retrying{f' in {wait:g}s' if wait else ''} (attempt {spec.attempt + 2} of {spec.max_attempts})"
             )
             self.progress.finished(spec.step, ok=False)
-            if wait:
-                time.sleep(wait)
+            until = time.monotonic() + wait
+            while time.monotonic() < until and not self._stop_signal:  # a signal ends the wait
+                time.sleep(min(0.2, until - time.monotonic()))
             self._ready.appendleft(spec.model_copy(update={"attempt": spec.attempt + 1}))
             return
         started = spec.__dict__.get("_started", time.monotonic())

@@ -316,10 +316,19 @@ class Supervised:
             kill_group(self.pid, signal.SIGKILL)
 
     def cancel(self) -> None:
-        """SIGTERM the task's process group now, SIGKILL it after :data:`CANCEL_GRACE`."""
+        """SIGTERM the task's process group now, SIGKILL it after :data:`CANCEL_GRACE`; a
+        second cancel kills it at once."""
+        if self.ended_by == "cancel":
+            self.kill_now()
+            return
         self.ended_by = self.ended_by or "cancel"
         kill_group(self.pid, signal.SIGTERM)
         self.kill_at = time.monotonic() + CANCEL_GRACE
+
+    def kill_now(self) -> None:
+        self.ended_by = self.ended_by or "cancel"
+        self.kill_at = None
+        kill_group(self.pid, signal.SIGKILL)
 
 
 def kill_group(pid: int, sig: int) -> None:

@@ -58,7 +58,8 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
     signal.signal(signal.SIGCHLD, lambda *_: None)
     # Ctrl-C reaches the whole foreground process group: the driver decides what it means and
     # closes our pipe; SIGTERM (the driver's shutdown, or a user's) stops the tasks like EOF does
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts: list[int] = []  # a second Ctrl-C (the driver got one too) kills the tasks at once
+    signal.signal(signal.SIGINT, lambda signum, _frame: interrupts.append(signum))
     terminated: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
     echo = not os.environ.get("LAMINA_QUIET")
@@ -126,6 +127,10 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
         if terminated and not stopping:
             stopping = True
             stop_all()
+        if len(interrupts) >= 2:
+            interrupts.clear()
+            for _, task in children.values():
+                task.kill_now()
         if fd_in in ready:
             chunk = os.read(fd_in, 1 << 20)
             if not chunk:

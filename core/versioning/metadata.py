@@ -45,7 +45,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
-from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
+from ..models import (
+    RUN_STATUSES,
+    ArtifactRef,
+    DataSnapshot,
+    ForeachFrame,
+    Metric,
+    RunStatusName,
+    TaskRecord,
+    utcnow,
+)
 from ..redaction import SECRET_NAME
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
@@ -54,7 +63,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
 _SECRET = SECRET_NAME
 
-RunStatus = str  # "running" | "succeeded" | "failed"
+RunStatus = RunStatusName  # the one definition: lamina.models.RUN_STATUSES
 
 
 def redact(value: Any) -> Any:
@@ -345,16 +354,39 @@ class MetadataStore:
         if r.metrics:
             conn.execute(insert(s.metrics), [{"task": pk, **m.model_dump()} for m in r.metrics])
 
-    def finish_run(self, run_id: str, ok: bool) -> None:
-        """Mark a run ``succeeded`` or ``failed``. :raises NotFound: no such run."""
+    def finish_run(
+        self,
+        run_id: str,
+        ok: bool | None = None,
+        *,
+        status: RunStatusName | None = None,
+        finished_at: dt.datetime | None = None,
+    ) -> None:
+        """Mark a run as ended: ``status`` (one of ``RUN_STATUSES`` but ``running``), or
+        ``succeeded``/``failed`` by ``ok``. Attempts still ``running`` in a run that did not
+        succeed take the run's status: their process is gone, so no view shows them as running.
+
+        :param finished_at: when it really ended (``lamina sync`` passes the latest record's
+            time); default now.
+        :raises NotFound: no such run.
+        """
+        final: RunStatusName = status or ("succeeded" if ok else "failed")
+        if final not in RUN_STATUSES or final == "running":
+            raise ValueError(f"a run cannot end as {final!r}; one of {', '.join(RUN_STATUSES[1:])}")
         with self._tx() as conn:
             done = conn.execute(
                 update(s.runs)
                 .where(s.runs.c.id == run_id)
-                .values(status="succeeded" if ok else "failed", finished_at=utcnow())
+                .values(status=final, finished_at=finished_at or utcnow())
             )
             if done.rowcount == 0:
                 raise NotFound(f"run {run_id!r} is not in {self._where()}")
+            if final != "succeeded":
+                conn.execute(
+                    update(s.tasks)
+                    .where(s.tasks.c.run_id == run_id, s.tasks.c.status == "running")
+                    .values(status=final)
+                )
 
     def add_tag(self, run_id: str, tag: str) -> None:
         """Tag a run (no-op if already tagged). :raises NotFound: no such run."""
