@@ -117,12 +117,11 @@ class Supervised:
 
     def close_in_child(self) -> None:
         """In the child of another task: drop this task's pipe ends, inherited by fork."""
-        for fd in (self._out_r, self._err_r, self._req_r, self._rep_w):
+        # only the ends still open here: a closed one's number may already be reused by the
+        # pipes of the task being forked
+        for fd in [*self.fds(), self._rep_w]:
             if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                os.close(fd)
 
     def in_parent(self, pid: int) -> None:
         self.pid = pid

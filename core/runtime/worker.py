@@ -91,6 +91,10 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
                     if os.environ.get("LAMINA_PROFILE_TASKS")
                     else run_task(spec, flow_cls)
                 )
+            except BaseException:  # stored with the task's stderr by this worker
+                import traceback
+
+                traceback.print_exc()
             finally:
                 try:
                     sys.stdout.flush()
