@@ -154,7 +154,9 @@ class Flow:
     ) -> list[Run]:
         """Runs in the current namespace, newest first; ``tag`` may be several (all must match).
 
-        ``status`` is ``running``, ``succeeded`` or ``failed``.
+        ``status`` is one of :data:`lamina.models.RUN_STATUSES`: ``running``, ``succeeded``,
+        ``failed``, ``interrupted`` (Ctrl-C, SIGTERM) or ``killed`` (its driver died: its
+        heartbeat stopped).
         """
         filt = _namespace_filter()
         tags = list(filt.pop("tags", []))
@@ -185,7 +187,7 @@ class _Recorded:
     """What a run and a task share: a status row (``_info``) read from the metadata store."""
 
     _info: Any
-    status = property(lambda self: self._info.status, doc="running, succeeded or failed")
+    status = property(lambda self: self._info.status, doc="one of lamina.models.RUN_STATUSES")
     started_at = property(lambda self: self._info.started_at)
     finished_at = property(lambda self: self._info.finished_at)
 
@@ -195,7 +197,8 @@ class _Recorded:
 
     @property
     def finished(self) -> bool:
-        return self._info.status in ("succeeded", "failed")
+        """Ended, however it ended (succeeded, failed, interrupted or killed)."""
+        return self.status != "running"
 
 
 class Run(_Recorded):
@@ -362,6 +365,15 @@ class Task(_Recorded):
         return task
 
     run = property(lambda self: self._run)
+
+    @property
+    def status(self) -> str:
+        """The attempt's status; one left ``running`` by a run that ended takes the run's
+        (``killed``: its driver died while it ran)."""
+        if self._info.status == "running" and self._run.status != "running":
+            return str(self._run.status)
+        return str(self._info.status)
+
     id = property(lambda self: self._info.task_id)
     step_name = property(lambda self: self._info.step)
     attempt = property(lambda self: self._info.attempt)

@@ -38,6 +38,11 @@ class MetadataWriter:
         self._check()
         self._queue.put(("call", (method, kwargs)))
 
+    def beat(self, run_id: str) -> None:
+        """Queue a heartbeat; from any thread, and never raises (the scheduler sees write errors)."""
+        if self._thread.is_alive():
+            self._queue.put(("call", ("heartbeat", {"run_id": run_id})))
+
     def started(self, *args: Any) -> None:
         self._check()
         self._queue.put(("started", args))

@@ -12,6 +12,7 @@ import getpass
 import os
 import platform
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError, RunFailed, RunInterrupted
-from ..models import ForeachFrame, Resources, RunOutcome, RunStatusName, TaskRecord, TaskSpec, TaskStatus
+from ..models import (
+    ForeachFrame,
+    Resources,
+    RunOutcome,
+    RunStatusName,
+    TaskRecord,
+    TaskSpec,
+    TaskStatus,
+    utcnow,
+)
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -113,6 +123,7 @@ class RunDriver:
         from ..versioning.runstore import RunStore, new_run_id
         from .metawriter import MetadataWriter
 
+        started_at = utcnow()
         self.graph.validate()
         for node in self.graph:
             spec = node.decorations.get("resources")
@@ -143,13 +154,20 @@ class RunDriver:
                 "python_version": platform.python_version(),
                 "packages": _packages(),
                 "origin_run_id": self.origin_run_id,
+                "started_at": started_at.isoformat(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
             }
             self.runs.save_manifest(self.flow_name, self.run_id, manifest)
             self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
-            self.writer.call("create_run", **manifest)
+            self.writer.call("create_run", **{**manifest, "started_at": started_at})
+            # the run is in the metadata store before its id is shown: `lamina runs` finds it
+            # from that moment, even if this process is killed the next instant
+            self.writer.flush()
         except BaseException:
             self.stack.compute.shutdown()
             raise
+        self._heartbeat = _Heartbeat(self.writer, self.run_id)
         self.progress.say(
             f"{self.flow_name} · run {self.run_id} · stack {self.stack.name} "
             f"({', '.join(f'{k}={v.adapter}' for k, v in self.stack.profile.layers.items())})"
@@ -203,6 +221,7 @@ class RunDriver:
                     "interrupted" if self._stop_signal else "succeeded" if self.failure is None else "failed"
                 )
         finally:
+            self._heartbeat.stop()
             try:
                 compute.shutdown()
             finally:
@@ -509,6 +528,26 @@ class RunDriver:
             del self._joins[key]
             self.progress.expect(join, 1)
             self._enqueue(join, self._inputs(join, outer), outer, None)
+
+
+class _Heartbeat:
+    """Tells the metadata store every few seconds that the run's driver is alive, so a run
+    whose driver died is shown ``killed`` instead of ``running`` for ever."""
+
+    def __init__(self, writer: Any, run_id: str) -> None:
+        from ..versioning.metadata import HEARTBEAT_INTERVAL
+
+        self._stopped = threading.Event()
+        self._writer, self._run_id, self._interval = writer, run_id, HEARTBEAT_INTERVAL
+        self._thread = threading.Thread(target=self._loop, name="lamina-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._writer.beat(self._run_id)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def _open_metadata(url: str) -> Any:

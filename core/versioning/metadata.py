@@ -18,6 +18,7 @@ and finally :meth:`~MetadataStore.finish_run`. ``resume`` reads :meth:`~Metadata
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -65,6 +66,14 @@ _SECRET = SECRET_NAME
 
 RunStatus = RunStatusName  # the one definition: lamina.models.RUN_STATUSES
 
+HEARTBEAT_INTERVAL = float(os.environ.get("LAMINA_HEARTBEAT_INTERVAL", "5"))
+"""Seconds between a driver's heartbeats."""
+HEARTBEAT_STALE = float(os.environ.get("LAMINA_HEARTBEAT_STALE", "30"))
+"""A ``running`` run whose driver's heartbeat is older than this is shown ``killed``: the driver
+died without recording the end (SIGKILL, power loss). Runs without a heartbeat (deployed runs,
+whose status comes from their orchestrator or ``lamina sync``) are shown as recorded. Both can
+be set by environment variable (tests shorten them)."""
+
 
 def redact(value: Any) -> Any:
     """``value`` with every entry whose key looks like a secret replaced by ``"***"``."""
@@ -93,6 +102,9 @@ class RunInfo(BaseModel):
     origin_run_id: str | None
     started_at: dt.datetime
     finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None = None
+    host: str | None = None
+    pid: int | None = None
 
 
 class TaskInfo(BaseModel):
@@ -225,12 +237,21 @@ class MetadataStore:
         python_version: str,
         packages: dict[str, str],
         origin_run_id: str | None = None,
+        *,
+        started_at: dt.datetime | None = None,
+        host: str | None = None,
+        pid: int | None = None,
     ) -> None:
         """Record a new run as ``running``. Secrets-looking keys of ``stack`` are redacted.
 
+        :param started_at: when the run really started (default now).
+        :param host: with ``pid``, the driver that walks the run and keeps its heartbeat
+            (:meth:`heartbeat`); a run created with them is shown ``killed`` once the heartbeat
+            is :data:`HEARTBEAT_STALE`.
         :raises StoreError: ``run_id`` already exists (run ids are unique across flows).
         """
         now = utcnow()
+        started_at = started_at or now
         try:
             with self._tx() as conn:
                 _insert_ignore(conn, s.flows, {"name": flow_name, "created_at": now}, ["name"])
@@ -246,7 +267,10 @@ class MetadataStore:
                         python_version=python_version,
                         packages=_jsonable(packages),
                         origin_run_id=origin_run_id,
-                        started_at=now,
+                        started_at=started_at,
+                        heartbeat_at=now if host else None,
+                        host=host,
+                        pid=pid,
                     )
                 )
                 if tags:
@@ -354,6 +378,15 @@ class MetadataStore:
         if r.metrics:
             conn.execute(insert(s.metrics), [{"task": pk, **m.model_dump()} for m in r.metrics])
 
+    def heartbeat(self, run_id: str) -> None:
+        """The driver of a running run is alive (called every :data:`HEARTBEAT_INTERVAL`)."""
+        with self._tx() as conn:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.status == "running")
+                .values(heartbeat_at=utcnow())
+            )
+
     def finish_run(
         self,
         run_id: str,
@@ -430,7 +463,7 @@ class MetadataStore:
         if flow is not None:
             q = q.where(s.runs.c.flow == flow)
         if status is not None:
-            q = q.where(s.runs.c.status == status)
+            q = q.where(_status_is(status, utcnow() - dt.timedelta(seconds=HEARTBEAT_STALE)))
         if user is not None:
             q = q.where(s.runs.c.username == user)
         if since is not None:
@@ -451,8 +484,14 @@ class MetadataStore:
                     select(s.tags.c.run_id, s.tags.c.tag).where(s.tags.c.run_id.in_(ids[i : i + 500]))
                 ):
                     tag_map.setdefault(run_id, []).append(tag)
+        stale = utcnow() - dt.timedelta(seconds=HEARTBEAT_STALE)
         return [
-            RunInfo(user=r["username"], tags=sorted(tag_map.get(r["id"], [])), **_without(r, "username"))
+            RunInfo(
+                user=r["username"],
+                tags=sorted(tag_map.get(r["id"], [])),
+                status=_shown_status(r["status"], r["heartbeat_at"], stale),
+                **_without(r, "username", "status"),
+            )
             for r in rows
         ]
 
@@ -564,6 +603,30 @@ class MetadataStore:
 
     def _where(self) -> str:
         return f"the metadata store {self.url.render_as_string(hide_password=True)}"
+
+
+def _shown_status(recorded: str, heartbeat_at: dt.datetime | None, stale: dt.datetime) -> RunStatusName:
+    """A run recorded ``running`` whose driver's heartbeat stopped is ``killed``."""
+    if recorded == "running" and heartbeat_at is not None:
+        beat = heartbeat_at if heartbeat_at.tzinfo else heartbeat_at.replace(tzinfo=dt.UTC)
+        if beat < stale:
+            return "killed"
+    return recorded  # type: ignore[return-value]
+
+
+def _status_is(status: str, stale: dt.datetime) -> Any:
+    """The SQL filter for runs *shown* with ``status`` (see :func:`_shown_status`)."""
+    from sqlalchemy import and_, or_
+
+    c = s.runs.c
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}; one of {', '.join(RUN_STATUSES)}")
+    dead = and_(c.status == "running", c.heartbeat_at.is_not(None), c.heartbeat_at < stale)
+    if status == "running":
+        return and_(c.status == "running", or_(c.heartbeat_at.is_(None), c.heartbeat_at >= stale))
+    if status == "killed":
+        return or_(c.status == "killed", dead)
+    return c.status == status
 
 
 def _enable_wal(cur: Any, timeout: float) -> None:
