@@ -179,6 +179,8 @@ class RunDriver:
 
     def _load_origin(self) -> None:
         found = self.runs.records(self.flow_name, self.origin_run_id or "", all_attempts=True)
+        if not found and self.runs.load_manifest(self.flow_name, self.origin_run_id or "") is not None:
+            return  # it stopped before any task finished: there is nothing to reuse, run them all
         if not found:
             raise LaminaError(
                 f"run {self.origin_run_id} of {self.flow_name} has no stored tasks on stack {self.stack.name}: "

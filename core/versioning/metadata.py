@@ -68,11 +68,17 @@ RunStatus = RunStatusName  # the one definition: lamina.models.RUN_STATUSES
 
 HEARTBEAT_INTERVAL = float(os.environ.get("LAMINA_HEARTBEAT_INTERVAL", "5"))
 """Seconds between a driver's heartbeats."""
-HEARTBEAT_STALE = float(os.environ.get("LAMINA_HEARTBEAT_STALE", "30"))
+HEARTBEAT_STALE = 30.0
 """A ``running`` run whose driver's heartbeat is older than this is shown ``killed``: the driver
 died without recording the end (SIGKILL, power loss). Runs without a heartbeat (deployed runs,
 whose status comes from their orchestrator or ``lamina sync``) are shown as recorded. Both can
-be set by environment variable (tests shorten them)."""
+be set by environment variable (tests shorten them): ``LAMINA_HEARTBEAT_INTERVAL``,
+``LAMINA_HEARTBEAT_STALE``."""
+
+
+def _stale_before() -> dt.datetime:
+    seconds = float(os.environ.get("LAMINA_HEARTBEAT_STALE", HEARTBEAT_STALE))
+    return utcnow() - dt.timedelta(seconds=seconds)
 
 
 def redact(value: Any) -> Any:
@@ -463,7 +469,7 @@ class MetadataStore:
         if flow is not None:
             q = q.where(s.runs.c.flow == flow)
         if status is not None:
-            q = q.where(_status_is(status, utcnow() - dt.timedelta(seconds=HEARTBEAT_STALE)))
+            q = q.where(_status_is(status, _stale_before()))
         if user is not None:
             q = q.where(s.runs.c.username == user)
         if since is not None:
@@ -484,7 +490,7 @@ class MetadataStore:
                     select(s.tags.c.run_id, s.tags.c.tag).where(s.tags.c.run_id.in_(ids[i : i + 500]))
                 ):
                     tag_map.setdefault(run_id, []).append(tag)
-        stale = utcnow() - dt.timedelta(seconds=HEARTBEAT_STALE)
+        stale = _stale_before()
         return [
             RunInfo(
                 user=r["username"],

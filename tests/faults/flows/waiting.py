@@ -42,6 +42,8 @@ class WaitingFlow(FlowSpec):
             if CRASH == "disk":
                 self.big = os.urandom(4 << 20)  # stored after the step: past the file size limit
         self.square = self.input * self.input
+        if os.environ.get("BIG"):  # megabytes of fresh bytes: a long artifact write
+            self.big = os.urandom(int(os.environ["BIG"]) << 20)
         self.next(self.join)
 
     @step
