@@ -36,6 +36,16 @@ def test_a_step_that_swallows_its_timeout_is_killed(run_flow, monkeypatch: pytes
     assert "line before the end of task 1" in task.stdout
 
 
+def test_a_step_that_catches_its_timeout_and_returns_still_fails(
+    run_flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOW", "swallow-and-return")
+    outcome = run_flow(FLOWS / "dying.py", max_workers=2)
+    assert not outcome.ok and outcome.failed_step == "work"
+    task = Run(outcome.run_id)["work"]["1"]
+    assert "StepTimeout" in task.error and "caught the timeout and carried on" in task.error
+
+
 def test_process_mode_tasks_are_supervised_too(
     run_flow, lamina_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

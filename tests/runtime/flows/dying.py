@@ -29,6 +29,11 @@ class DyingFlow(FlowSpec):
                 os._exit(3)
             elif HOW == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            elif HOW == "swallow-and-return":
+                try:
+                    time.sleep(30)
+                except Exception:
+                    pass  # caught the timeout, then returns as if all were well
             elif HOW == "swallow":
                 for _ in range(600):  # a loop that catches everything, the timeout included
                     try:
