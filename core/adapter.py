@@ -29,7 +29,9 @@ Deployers (orchestration adapters)
     command after the interpreter; the deployer appends ``--run-id``, ``--attempt``, ``--frame``),
     ``run_key_template(kind, flow, step)`` (a run store key with ``{run_id}``/``{task_id}``/
     ``{attempt}`` placeholders, for a definition that must name one), ``check_trigger_parameters``,
-    ``new_run_id()``, ``parse_frame``.
+    ``new_run_id()``, ``parse_frame``, ``deployment_name(flow, project, branch, max_length=...)``
+    (the one rule that names a deployed resource, cut to a service's limits),
+    ``current_user()`` (whose a triggered run is).
 
 Versioning adapters
     ``OWNED_TEMP_SUFFIX`` (a ``versioning_put(path=...)`` file the caller abandons: a backend on
@@ -72,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "check_trigger_parameters": "lamina.runtime.deployed",
     "parse_frame": "lamina.runtime.deployed",
     "run_key_template": "lamina.versioning.runstore",
+    "deployment_name": "lamina.runtime.branches",
+    "current_user": "lamina.runtime.scheduler",
     "new_run_id": "lamina.versioning.runstore",
     "OWNED_TEMP_SUFFIX": "lamina.versioning.layout",
     "replacing": "lamina.versioning.store_tools",

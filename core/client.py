@@ -8,7 +8,10 @@ Namespaces: by default you see your own runs (user ``$LAMINA_USER``, else your l
 tag (``namespace("team:vision")``). ``Run(...)`` of a run outside the namespace is ``NotFound``.
 
 Where the stores are: the current project's stack (``lamina.stack.resolve_stack()``, through
-the replaceable hook :func:`_open_stack`), unless :func:`use_store` set them explicitly.
+the replaceable hook :func:`_open_stack`), unless :func:`use_store` set them explicitly. Inside a
+running step, the run's own stack. Metaflow's names work too: a Metaflow *metadata provider* is a
+Lamina *stack* (its versioning layer holds the metadata), so ``metadata("aws-sagemaker")``
+switches the stack the client reads and ``get_metadata()`` says which one it reads.
 """
 
 from __future__ import annotations
@@ -29,12 +32,18 @@ if TYPE_CHECKING:  # SQLAlchemy loads when the first query runs, not on import
     from .versioning.metadata import MetadataStore, RunInfo, TaskInfo
 
 __all__ = [
+    "Metaflow",
     "Flow",
     "Run",
     "Step",
     "Task",
+    "DataArtifact",
     "namespace",
     "get_namespace",
+    "default_namespace",
+    "metadata",
+    "get_metadata",
+    "default_metadata",
     "compare_runs",
     "use_store",
     "current_user",
@@ -43,13 +52,21 @@ __all__ = [
 _UNSET: Any = object()
 _stores: tuple[ArtifactStore, MetadataStore] | None = None
 _namespace: str | None = _UNSET
+_stack_name: str | None = None
+"""The stack :func:`metadata` chose; ``None``: the project's (or, in a step, the run's)."""
+_opened_stack: str | None = None
+"""The name of the stack whose stores ``_stores`` holds, for :func:`get_metadata`."""
 
 
 def _open_stack() -> Any:
-    """Resolve the current project's stack (an object with ``.versioning`` and ``.project_dir``)."""
+    """The stack to read (an object with ``.versioning`` and ``.project_dir``): the one
+    :func:`metadata` chose, else the running step's, else the current project's."""
+    from .flow.current import current
     from .stack import resolve_stack  # type: ignore[attr-defined]
 
-    return resolve_stack()
+    if _stack_name is None and current._stack is not None:
+        return current._stack
+    return resolve_stack(_stack_name)
 
 
 def use_store(artifact_store: ArtifactStore | None, metadata_store: MetadataStore | None) -> None:
@@ -58,14 +75,17 @@ def use_store(artifact_store: ArtifactStore | None, metadata_store: MetadataStor
     if (artifact_store is None) != (metadata_store is None):
         raise ValueError("use_store() takes both stores, or neither (None, None) to use the stack again")
     _stores = (artifact_store, metadata_store) if artifact_store is not None else None  # type: ignore[assignment]
+    global _opened_stack
+    _opened_stack = None
 
 
 def _get_stores() -> tuple[ArtifactStore, MetadataStore]:
-    global _stores
+    global _stores, _opened_stack
     if _stores is None:
         from .versioning.metadata import MetadataStore
 
         stack = _open_stack()
+        _opened_stack = getattr(stack, "name", None)
         cache = Path(stack.project_dir) / ".lamina" / "cache"
         _stores = (
             ArtifactStore(stack.versioning, cache_dir=cache),
@@ -93,6 +113,51 @@ def namespace(ns: str | None = _UNSET) -> str | None:
 def get_namespace() -> str | None:
     """The current namespace (``user:<you>`` until :func:`namespace` changes it)."""
     return f"user:{current_user()}" if _namespace is _UNSET else _namespace
+
+
+def default_namespace() -> str:
+    """Go back to the default namespace, your own runs (``user:<you>``), and return it."""
+    global _namespace
+    _namespace = _UNSET
+    return f"user:{current_user()}"
+
+
+def metadata(ms: str) -> str:
+    """Read runs from the stack named ``ms`` (Metaflow: choose a metadata provider).
+
+    In Lamina a run's metadata lives in its stack's versioning layer, so the provider *is* a
+    stack: ``metadata("aws-sagemaker")``. Metaflow's ``"local@PATH"`` spelling is accepted and
+    means the stack before the ``@``. Returns :func:`get_metadata`'s description.
+
+    :raises ProfileError: there is no stack of that name (the message lists the known ones).
+    """
+    global _stack_name, _stores
+    from .stack import resolve_stack  # type: ignore[attr-defined]
+
+    name = ms.split("@", 1)[0].strip()
+    with resolve_stack(name):  # validates the name now, not at the first query
+        pass
+    _stack_name, _stores = name, None
+    return get_metadata()
+
+
+def get_metadata() -> str:
+    """Which stack the client reads, as ``STACK@METADATA_URL`` (password hidden).
+
+    Metaflow answers ``local@/path`` or ``service@URL``; Lamina names the stack, since a
+    stack's versioning layer is its metadata provider.
+    """
+    meta = _get_stores()[1]
+    url = meta.url.render_as_string(hide_password=True)
+    return f"{_opened_stack or _stack_name or 'custom'}@{url}"
+
+
+def default_metadata() -> str:
+    """Go back to the default stack (the project's; in a running step, the run's); return
+    :func:`get_metadata`'s description of it."""
+    global _stack_name, _stores
+    _stack_name, _stores = None, None
+    return get_metadata()
 
 
 def _namespace_filter() -> dict[str, Any]:
@@ -134,6 +199,20 @@ class CodeInfo:
         return restore_code(_get_stores()[0], self.key, dest_dir, overwrite=overwrite)
 
 
+class Metaflow:
+    """Every flow with runs in the metadata store (Metaflow's entry point): ``Metaflow().flows``."""
+
+    @property
+    def flows(self) -> list[Flow]:
+        return [Flow(name) for name in _get_stores()[1].flows()]
+
+    def __iter__(self) -> Iterator[Flow]:
+        return iter(self.flows)
+
+    def __repr__(self) -> str:
+        return f"Metaflow({get_metadata()!r})"
+
+
 class Flow:
     """A flow, by class name. :raises NotFound: it has no runs in the metadata store."""
 
@@ -143,26 +222,33 @@ class Flow:
             raise NotFound(f"no flow named {name!r} has runs; flows with runs: {', '.join(known) or 'none'}")
         self.name = name
 
+    id = property(lambda self: self.name)
+    pathspec = property(lambda self: self.name)
+
+    def __getitem__(self, run_id: str) -> Run:
+        return Run(f"{self.name}/{run_id}")
+
     def runs(
         self,
-        *,
+        *tags: str,
         tag: str | Sequence[str] | None = None,
         status: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         limit: int | None = None,
     ) -> list[Run]:
-        """Runs in the current namespace, newest first; ``tag`` may be several (all must match).
+        """Runs in the current namespace, newest first, with all of the given tags (positional,
+        as Metaflow's ``flow.runs("a", "b")``, or ``tag=``).
 
         ``status`` is one of :data:`lamina.models.RUN_STATUSES`: ``running``, ``succeeded``,
         ``failed``, ``interrupted`` (Ctrl-C, SIGTERM) or ``killed`` (its driver died: its
         heartbeat stopped).
         """
         filt = _namespace_filter()
-        tags = list(filt.pop("tags", []))
-        tags += [tag] if isinstance(tag, str) else list(tag or [])
+        wanted = list(filt.pop("tags", [])) + list(tags)
+        wanted += [tag] if isinstance(tag, str) else list(tag or [])
         infos = _get_stores()[1].runs(
-            self.name, tags=tags, status=status, since=since, until=until, limit=limit, **filt
+            self.name, tags=wanted, status=status, since=since, until=until, limit=limit, **filt
         )
         return [Run._from(i) for i in infos]
 
@@ -189,6 +275,7 @@ class _Recorded:
     _info: Any
     status = property(lambda self: self._info.status, doc="one of lamina.models.RUN_STATUSES")
     started_at = property(lambda self: self._info.started_at)
+    created_at = property(lambda self: self._info.started_at, doc="Metaflow's name for started_at")
     finished_at = property(lambda self: self._info.finished_at)
 
     @property
@@ -242,15 +329,56 @@ class Run(_Recorded):
         return f"{self.flow_name}/{self.id}"
 
     @property
+    def environments(self) -> dict[str, dict[str, Any]]:
+        """Each ``@pypi``/``@conda`` step's environment (packages, requirements, Python asked
+        for, hash), from the run's manifest; empty when no step had one."""
+        from .versioning.runstore import RunStore
+
+        manifest = RunStore(_get_stores()[0].blobs).load_manifest(self.flow_name, self.id) or {}
+        return dict(manifest.get("environments") or {})
+
+    @property
     def code(self) -> CodeInfo | None:
         return CodeInfo(self._info.code_key) if self._info.code_key else None
+
+    @property
+    def system_tags(self) -> list[str]:
+        """Tags Lamina derives (Metaflow's system tags): ``user:NAME``, ``stack:NAME``."""
+        return [f"user:{self.user}", f"stack:{self._info.stack.get('name', '')}"]
+
+    @property
+    def user_tags(self) -> list[str]:
+        """The tags given with ``--tag`` or :meth:`add_tag` (``tags`` in Lamina)."""
+        return self.tags
 
     def add_tag(self, tag: str) -> None:
         _get_stores()[1].add_tag(self.id, tag)
         self.refresh()
 
+    def add_tags(self, tags: Sequence[str]) -> None:
+        for tag in tags:
+            _get_stores()[1].add_tag(self.id, tag)
+        self.refresh()
+
     def remove_tag(self, tag: str) -> None:
         _get_stores()[1].remove_tag(self.id, tag)
+        self.refresh()
+
+    def remove_tags(self, tags: Sequence[str]) -> None:
+        for tag in tags:
+            _get_stores()[1].remove_tag(self.id, tag)
+        self.refresh()
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Sequence[str], tags_to_add: Sequence[str]) -> None:
+        meta = _get_stores()[1]
+        for tag in tags_to_add:
+            meta.add_tag(self.id, tag)
+        for tag in tags_to_remove:
+            if tag not in tags_to_add:
+                meta.remove_tag(self.id, tag)
         self.refresh()
 
     @property
@@ -306,11 +434,30 @@ class Run(_Recorded):
 
 
 class Step:
-    """One step of a run: ``run["train"]``."""
+    """One step of a run: ``run["train"]`` or ``Step("Flow/run_id/step")``.
 
-    def __init__(self, run: Run, name: str) -> None:
+    :raises NotFound: (from a pathspec) the run or the step does not exist.
+    """
+
+    def __init__(self, run: Run | str, name: str | None = None) -> None:
+        if isinstance(run, str):
+            where, _, step = run.rpartition("/")
+            if name is not None or not where:
+                raise ValueError(f"a step pathspec is 'Flow/run_id/step', got {run!r}")
+            run, name = Run(where), step
+            if name not in run:
+                raise NotFound(f"run {run.pathspec} has no step {name!r}")
+        assert name is not None
         self.run = run
         self.name = name
+
+    id = property(lambda self: self.name)
+
+    @property
+    def finished_at(self) -> dt.datetime | None:
+        """When the step's last task finished."""
+        ends = [t.finished_at for t in self.tasks if t.finished_at is not None]
+        return max(ends) if ends else None
 
     @property
     def pathspec(self) -> str:
@@ -366,14 +513,6 @@ class Task(_Recorded):
 
     run = property(lambda self: self._run)
 
-    @property
-    def status(self) -> str:
-        """The attempt's status; one left ``running`` by a run that ended takes the run's
-        (``killed``: its driver died while it ran)."""
-        if self._info.status == "running" and self._run.status != "running":
-            return str(self._run.status)
-        return str(self._info.status)
-
     id = property(lambda self: self._info.task_id)
     step_name = property(lambda self: self._info.step)
     attempt = property(lambda self: self._info.attempt)
@@ -405,6 +544,36 @@ class Task(_Recorded):
         if self._data is None:
             self._data = ArtifactNamespace(_get_stores()[0], self.artifacts, where=f"task {self.pathspec}")
         return self._data
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        """One artifact as Metaflow's ``task["name"]``: ``.data``, ``.sha``, ``.pathspec``."""
+        refs = self.artifacts
+        if name not in refs:
+            raise NotFound(
+                f"task {self.pathspec} has no artifact {name!r}; its artifacts: {', '.join(sorted(refs)) or 'none'}"
+            )
+        return DataArtifact._from(self, name, refs[name])
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter([DataArtifact._from(self, n, ref) for n, ref in sorted(self.artifacts.items())])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.artifacts
+
+    @property
+    def card(self) -> str | None:
+        """The task's ``@card`` as an HTML document, or ``None`` when the step has no card."""
+        from .versioning.runstore import RunStore
+
+        runs = RunStore(_get_stores()[0].blobs)
+        record = runs.record_at(self._info.record_key) if self._info.record_key else None
+        return runs.text(record.card_key) if record is not None and record.card_key else None
+
+    @property
+    def exception(self) -> str | None:
+        """Why the task failed (``"ValueError: ..."``), or ``None``. Metaflow returns an exception
+        object; Lamina keeps the message here and the full text in :attr:`traceback`."""
+        return self._info.error or None
 
     @property
     def stdout(self) -> str:
@@ -456,6 +625,52 @@ class Task(_Recorded):
 
     def __repr__(self) -> str:
         return f"Task({self.pathspec!r})"
+
+
+class DataArtifact:
+    """One artifact of one task: ``Task(...)["model"]`` or
+    ``DataArtifact("Flow/run_id/step/task_id/name")``. ``.data`` loads the value."""
+
+    def __init__(self, pathspec: str) -> None:
+        where, _, name = pathspec.rpartition("/")
+        if where.count("/") != 3:
+            raise ValueError(f"an artifact pathspec is 'Flow/run_id/step/task_id/name', got {pathspec!r}")
+        task = Task(where)
+        refs = task.artifacts
+        if name not in refs:
+            raise NotFound(
+                f"task {task.pathspec} has no artifact {name!r}; its artifacts: {', '.join(sorted(refs)) or 'none'}"
+            )
+        self._task: Task = task
+        self.id: str = name
+        self._ref: ArtifactRef = refs[name]
+
+    @classmethod
+    def _from(cls, task: Task, name: str, ref: ArtifactRef) -> DataArtifact:
+        artifact = cls.__new__(cls)
+        artifact._task, artifact.id, artifact._ref = task, name, ref
+        return artifact
+
+    name = property(lambda self: self.id)
+    task = property(lambda self: self._task)
+    size = property(lambda self: self._ref.size, doc="serialized bytes")
+    finished_at = property(lambda self: self._task.finished_at)
+
+    @property
+    def sha(self) -> str:
+        """The content hash the value is stored under (equal hashes, equal values)."""
+        return self._ref.key.rsplit("/", 1)[-1].split(".")[0]
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self._task.pathspec}/{self.id}"
+
+    @property
+    def data(self) -> Any:
+        return self._task.data[self.id]
+
+    def __repr__(self) -> str:
+        return f"DataArtifact({self.pathspec!r})"
 
 
 def _task_order(task_id: str) -> tuple[tuple[int, int | str], ...]:

@@ -130,7 +130,8 @@ class JobRunner:
         self.ran: list[str] = []
         """Names of the jobs run, in order of start (tests read it)."""
         self.errors: list[str] = []
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        """The running jobs' processes by job name."""
         self._stopping: set[str] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -185,13 +186,13 @@ class JobRunner:
                 proc = start_group(
                     command, cwd=job_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
                 )
-                self._procs[job.name] = proc
+                self.procs[job.name] = proc
                 self.ran.append(job.name)
             assert proc.stdout is not None
             job.output = proc.stdout.read()
             job.exit_code = proc.wait()
             with self._lock:
-                self._procs.pop(job.name, None)
+                self.procs.pop(job.name, None)
                 job.stopped = job.name in self._stopping
             (job_dir / "output.log").write_bytes(job.output)
             self._end(job)
@@ -206,7 +207,7 @@ class JobRunner:
         """Stop one job (the cloud's cancel): SIGTERM its processes, SIGKILL after a grace period."""
         with self._lock:
             self._stopping.add(name)
-            proc = self._procs.get(name)
+            proc = self.procs.get(name)
         if proc is not None:
             threading.Thread(target=stop_group, args=(proc, 10.0), daemon=True).start()
 
@@ -216,7 +217,7 @@ class JobRunner:
         if self._poller.is_alive():
             self._poller.join(timeout=10)
         with self._lock:
-            procs = list(self._procs.values())
+            procs = list(self.procs.values())
         for proc in procs:
             stop_group(proc, grace=3.0)
         for thread in self._threads:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         CheckResult,
         DataResult,
         DataSnapshot,
+        Deployment,
         DeployResult,
         Resources,
         RunState,
@@ -54,8 +55,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 CONTRACT_VERSION = 2
 """The version of the hook contracts this core implements. 1: the first release. 2: the
 orchestration contract of deployed flows (``orchestration_trigger`` returns the run id;
-``orchestration_status`` follows a deployed run; the built-in scheduler walks every interactive
-run, so ``orchestration_run`` is gone)."""
+``orchestration_status`` follows a deployed run; ``@project`` branches reach trigger and status;
+``orchestration_deployments`` and ``orchestration_delete``; the built-in scheduler walks every
+interactive run, so ``orchestration_run`` is gone)."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -412,9 +414,12 @@ class OrchestrationSpec:
         """Create or update the flow's deployment (deploying twice updates); start no run.
 
         :param flow: the flow descriptor: ``FlowGraph.describe()`` (steps, each with its input
-            rule) plus ``code_key``, ``flow_file``, ``stack``, ``parameters``, ``user``, and
+            rule) plus ``code_key``, ``flow_file``, ``stack``, ``parameters``, ``user``,
             ``template_key``/``task_boot`` (the stored deploy template; build each task's command
-            with ``lamina.adapter.task_arguments(flow, step)``).
+            with ``lamina.adapter.task_arguments(flow, step)``), ``project``/``branch`` for a
+            ``@project`` flow (feature ``branches``), and ``triggers``: ``{"events": [...],
+            "flows": [...]}`` from ``@trigger``/``@trigger_on_finish`` (feature ``triggers``;
+            an upstream flow's run triggers only on the same branch).
         :param schedule: a cron expression (five fields) to run on, or ``None`` (no schedule:
             an existing one is removed).
         :param dry_run: compile only: create, store and start nothing.
@@ -425,12 +430,15 @@ class OrchestrationSpec:
 
     @hookspec(firstresult=True)
     @contract(required=True, idempotent=False, retry=False)
-    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None) -> str:
         """Start a run of a deployed flow.
 
         :param flow_name: the flow's class name.
         :param parameters: values by name (strings from the command line, or values): check
             them with ``lamina.adapter.check_trigger_parameters``.
+        :param branch: the ``@project`` branch whose deployment to start (``None``: the flow has no
+            project); only passed to orchestrators that declare the ``branches`` feature. The run
+            belongs to the user who triggers it (``lamina.adapter.current_user()``).
         :return: the new run's id (``lamina.adapter.new_run_id()``), under which its tasks store
             their records.
         :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
@@ -440,13 +448,48 @@ class OrchestrationSpec:
 
     @hookspec(firstresult=True)
     @contract(required=False, idempotent=True, retry=True, since=2)
-    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
+    def orchestration_status(self, flow_name: str, run_id: str, branch: str | None) -> RunState:
         """The state of a deployed run, as the orchestrator sees it.
 
         :param flow_name: the flow's class name.
         :param run_id: what :meth:`orchestration_trigger` returned.
+        :param branch: the ``@project`` branch it was started on, or ``None``.
         :return: a :class:`lamina.models.RunState` (running, succeeded, failed, interrupted).
         :raises NotFound: the orchestrator knows no such run.
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=False, retry=False, since=2)
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        """Publish a business event on the orchestrator's event bus (feature ``triggers``):
+        deployments whose flow has ``@trigger(event=name)`` start, and see it as ``current.trigger``.
+
+        :param name: the event's name.
+        :param payload: a JSON object the triggered runs receive.
+        :return: the event's id.
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=True, retry=True, since=2)
+    def orchestration_deployments(self) -> list[Deployment]:
+        """What this orchestrator has deployed, per flow and branch (feature ``list``).
+
+        Stops at the first non-None result (firstresult).
+        """
+
+    @hookspec(firstresult=True)
+    @contract(required=False, idempotent=True, retry=True, since=2)
+    def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
+        """Remove a flow's deployment (of one branch) and its schedule (feature ``delete``);
+        deleting what is not deployed is an error naming what is.
+
+        :param flow_name: the flow's class name.
+        :param branch: the ``@project`` branch, or ``None``.
+        :return: what was removed, for the user.
 
         Stops at the first non-None result (firstresult).
         """

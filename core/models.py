@@ -41,12 +41,10 @@ class AdapterSettings(_Model):
         resolves to one), so adapters need no validator of their own for it."""
         if not isinstance(data, dict):
             return data
-        fields = cls.model_fields
-        return {
-            k: v
-            for k, v in data.items()
-            if not (isinstance(v, str) and not v.strip() and k in fields and fields[k].default is None)
+        unset_able = {
+            key for name, f in cls.model_fields.items() if f.default is None for key in (name, f.alias) if key
         }
+        return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip() and k in unset_able)}
 
 
 class Resources(_Model):
@@ -69,6 +67,18 @@ class ForeachFrame(_Model):
     step: str
     index: int
     count: int
+
+
+class StepEnvironment(_Model):
+    """The packages one step's environment holds (``@pypi``/``@conda``), built wherever the task
+    runs: from the cache when an environment with the same ``key`` exists there, else from the
+    Python package index."""
+
+    kind: Literal["pypi", "conda"] = "pypi"
+    packages: dict[str, str] = Field(default_factory=dict, description="PyPI name -> version ('' any)")
+    requirements: list[str] = Field(default_factory=list, description="what is installed, e.g. 'six==1.16.0'")
+    python: str | None = Field(default=None, description="the Python version asked for, if any")
+    key: str = Field(description="hash of the requirement set; environments are cached under it")
 
 
 class TaskSpec(_Model):
@@ -94,6 +104,12 @@ class TaskSpec(_Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     origin_run_id: str | None = None
     tags: list[str] = Field(default_factory=list)
+    environment: StepEnvironment | None = Field(
+        default=None, description="the step's own environment (@pypi/@conda), or None: the task's interpreter"
+    )
+    with_decorators: list[str] = Field(
+        default_factory=list, description="`--with` decorators of the run, e.g. 'catch' or 'retry:times=2'"
+    )
 
     @property
     def pathspec(self) -> str:
@@ -162,6 +178,7 @@ class TaskRecord(_Model):
     metrics: list[Metric] = Field(default_factory=list)
     stdout_key: str | None = None
     stderr_key: str | None = None
+    card_key: str | None = Field(default=None, description="blob key of the task's @card HTML")
     error: str | None = None
     traceback: str | None = None
     started_at: _dt.datetime = Field(default_factory=utcnow)
@@ -199,6 +216,7 @@ class DeployResult(_Model):
     definition: dict[str, Any] | str = Field(default_factory=dict)
     schedule: str | None = None
     dry_run: bool = False
+    creates: list[str] = Field(default_factory=list, description="what deploy creates or updates, for people")
 
 
 RunStatusName = Literal["running", "succeeded", "failed", "interrupted", "killed"]
@@ -216,6 +234,16 @@ class RunState(_Model):
     message: str = ""
     finished_steps: list[str] = Field(default_factory=list)
     """Steps whose every task has finished, in the order they finished (for progress lines)."""
+
+
+class Deployment(_Model):
+    """One deployed flow (of one ``@project`` branch), as ``lamina deployments`` lists it."""
+
+    flow_name: str
+    project: str | None = None
+    branch: str | None = None
+    target: str = Field(description="the orchestrator's name for it, e.g. a state machine ARN")
+    schedule: str | None = None
 
 
 class RunOutcome(_Model):

@@ -22,10 +22,10 @@ ADAPTER_MODULES: tuple[str, ...] = (
     "lamina.plugins.local_compute",
     "lamina.plugins.local_orchestration",
     "lamina.plugins.local_versioning",
+    "lamina.plugins.sqlalchemy_data",
 )
 OPTIONAL_ADAPTER_MODULES: tuple[str, ...] = (
-    "lamina.plugins.dask_compute",
-    "lamina.plugins.sqlalchemy_data",
+    "lamina.plugins.dask",
     "lamina.plugins.aws",
 )
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from lamina.errors import LaminaError, NotFound
 from lamina.hookspecs import AdapterContext, hookimpl
-from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunState
+from lamina.models import AdapterInfo, AdapterSettings, CheckResult, Deployment, DeployResult, RunState
 
 
 class LocalOrchestrationSettings(AdapterSettings):
@@ -27,17 +27,32 @@ class LocalOrchestration:
         )
 
     @hookimpl
-    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None) -> str:
         raise LaminaError(
             "the local stack has no deployed flows to trigger: run them with `python flow.py run`."
         )
 
     @hookimpl
-    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
+    def orchestration_status(self, flow_name: str, run_id: str, branch: str | None) -> RunState:
         raise NotFound(
             f"the local stack deploys nothing, so it follows no deployed run ({flow_name}/{run_id}): "
             "`lamina show` shows runs of `python flow.py run`."
         )
+
+    @hookimpl
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        raise LaminaError(
+            f"the local stack has no event bus: nothing deployed can be triggered by {name!r}. Publish events on "
+            "a stack whose orchestrator is a service, e.g. `lamina event publish NAME --stack aws-sagemaker`."
+        )
+
+    @hookimpl
+    def orchestration_deployments(self) -> list[Deployment]:
+        return []  # the built-in scheduler deploys nothing
+
+    @hookimpl
+    def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
+        raise LaminaError(f"the local stack deploys nothing, so there is no deployment of {flow_name} to delete.")
 
     @hookimpl
     def orchestration_check(self) -> CheckResult:
@@ -55,4 +70,5 @@ ADAPTER = AdapterInfo(
     factory=LocalOrchestration,
     description="the built-in scheduler, on this machine",
     contract=2,
+    features=frozenset({"list"}),
 )

@@ -28,6 +28,14 @@ HEAVY = (
     "pandas",
     "sklearn",
     "torch",
+    "sqlalchemy",
+    "psycopg",
+    "pymysql",
+    "adbc_driver_postgresql",
+    "adbc_driver_manager",
+    "connectorx",
+    "starlette",
+    "uvicorn",
 )
 
 PROBE = """
@@ -41,7 +49,9 @@ import lamina.discovery
 adapters = lamina.discovery.get_registry().adapters()
 with contextlib.redirect_stdout(io.StringIO()) as listing:
     status = lamina.cli.main.main(["stack", "list"])
-loaded = sorted(name for name in sys.modules if name.split(".")[0] in heavy)
+loaded = sorted(
+    name for name in sys.modules if name.split(".")[0] in heavy or name == "lamina.ui" or name.startswith("lamina.ui.")
+)
 print(json.dumps({"status": status, "adapters": len(adapters), "listing": listing.getvalue(), "loaded": loaded}))
 """
 
@@ -77,6 +87,23 @@ def test_importing_listing_adapters_and_listing_stacks_load_no_heavy_module(
     )
 
 
+def test_the_cli_start_up_and_its_help_never_load_the_ui(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """``lamina ui`` is an optional extra: only running that command may import it."""
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "import lamina.cli.main\n"
+        "for argv in (['--help'], ['ui', '--help'], ['runs', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        lamina.cli.main.main(argv)\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.startswith(('lamina.ui', 'starlette', 'uvicorn')))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [], "the CLI's start-up imported the UI"
+
+
 def test_lamina_help_exits_0(tmp_path: Path, clean_env: dict[str, str]) -> None:
     script = Path(sys.executable).with_name("lamina")
     assert script.exists(), f"the lamina command is not installed beside {sys.executable}"
@@ -85,5 +112,5 @@ def test_lamina_help_exits_0(tmp_path: Path, clean_env: dict[str, str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: lamina")
-    for command in ("stack", "plugins", "runs", "show"):
+    for command in ("stack", "plugins", "runs", "show", "ui"):
         assert command in result.stdout

@@ -16,6 +16,7 @@ from packaging_helpers import SQLITE_CONTRIB, CleanVenv, Wheels
 # source folder -> where its files land in the wheel
 PACKAGE_DIRS = {"core": "lamina", "plugins": "lamina/plugins", "stacks": "lamina/stacks"}
 MIGRATIONS = Path("core") / "versioning" / "migrations"
+UI_STATIC = Path("core") / "ui" / "static"
 
 
 def wheel_files(wheel: Path) -> set[str]:
@@ -34,18 +35,24 @@ def expected_files(source: Path) -> set[str]:
     for folder in ("core", "plugins"):
         wanted |= {mapped(source, p) for p in (source / folder).rglob("*.py") if "__pycache__" not in p.parts}
     wanted |= {mapped(source, p) for p in (source / "stacks").glob("*.toml")}
-    wanted |= {
-        mapped(source, p)
-        for p in (source / MIGRATIONS).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts
-    }
+    for data_dir in (MIGRATIONS, UI_STATIC):
+        wanted |= {
+            mapped(source, p)
+            for p in (source / data_dir).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
     return wanted
 
 
 def test_the_wheel_holds_every_module_profile_and_migration(source_copy: Path, wheels: Wheels) -> None:
     files = wheel_files(wheels.lamina)
     wanted = expected_files(source_copy)
-    assert {"lamina/stacks/local.toml", "lamina/versioning/migrations/env.py"} <= wanted  # the walk works
+    assert {  # the walk works
+        "lamina/stacks/local.toml",
+        "lamina/versioning/migrations/env.py",
+        "lamina/ui/static/index.html",
+        "lamina/ui/static/app.js",
+    } <= wanted
     missing = sorted(wanted - files)
     assert not missing, "missing from the wheel (add them to setup.py or package-data):\n  " + "\n  ".join(
         missing

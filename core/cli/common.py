@@ -11,8 +11,11 @@ from ..errors import LaminaError, RunInterrupted
 
 
 def fail(exc: LaminaError) -> int:
-    """Print a Lamina error as one short paragraph, no traceback; return its exit status."""
-    sys.stderr.write(f"lamina: error: {exc}\n")
+    """Print a Lamina error as one short paragraph, no traceback, secrets masked (values of
+    secret-named environment variables, URL passwords, ``AccountKey=``...); return its exit status."""
+    from ..redaction import mask_text
+
+    sys.stderr.write(f"lamina: error: {mask_text(str(exc))}\n")
     return exc.exit_code
 
 

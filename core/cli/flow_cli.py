@@ -21,24 +21,79 @@ def flow_main(flow_cls: type[FlowSpec], argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+BUILTIN_OPTIONS = (
+    "stack",
+    "max-workers",
+    "max-splits",
+    "tag",
+    "run-id-file",
+    "quiet",
+    "origin-run-id",
+    "help",
+)
+"""Options of ``run``/``resume`` that a parameter may not be named like (``_`` counts as ``-``)."""
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _check_parameter_names(flow_cls: type[FlowSpec]) -> None:
+    for attr, param in flow_cls.parameters().items():
+        if param.name.replace("_", "-") in BUILTIN_OPTIONS or param.name == "h":
+            raise ParameterError(
+                f"flow {flow_cls.__name__}: Parameter({param.name!r}) (attribute {attr!r}) would be the "
+                f"option --{param.name}, which `run` and `resume` already have "
+                f"({', '.join('--' + o for o in BUILTIN_OPTIONS)}); rename the parameter, "
+                f"e.g. Parameter({param.name.replace('-', '_') + '_value'!r})."
+            )
+
+
 def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python {os.path.basename(sys.argv[0]) if sys.argv else 'flow.py'}",
         description=(flow_cls.__doc__ or f"The flow {flow_cls.__name__}.").strip().splitlines()[0],
     )
+    parser.add_argument(
+        "--environment",
+        choices=["local", "pypi", "conda", "uv"],
+        help="accepted for Metaflow's command lines: Lamina builds a step's environment whenever "
+        "@pypi or @conda asks for one, with or without this option",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     params = flow_cls.parameters()
+
+    def branch_options(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--branch", help=f"@project flows: {what} (default: user.YOU)")
+        p.add_argument("--production", action="store_true", help="@project flows: the production branch, prod")
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--stack", help="stack to run on (default: LAMINA_STACK, the project's, the user's, then 'local')"
         )
-        p.add_argument("--max-workers", type=int, help="tasks at once (default: the number of cores)")
-        p.add_argument("--max-splits", type=int, help="largest foreach fan-out allowed (default 100000)")
+        p.add_argument("--max-workers", type=_positive, help="tasks at once (default: the number of cores)")
+        p.add_argument(
+            "--max-splits", type=_positive, help="largest foreach fan-out allowed (default 100000)"
+        )
         p.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+        branch_options(p, "tag the run with this @project branch")
         p.add_argument("--run-id-file", help="write the run id to this file")
         p.add_argument("--quiet", action="store_true", help="show only failures and the final result")
+        p.add_argument(
+            "--with",
+            dest="with_decorators",
+            action="append",
+            default=[],
+            metavar="DECORATOR[:KEY=VALUE,...]",
+            help="add a decorator to every step, e.g. --with retry, --with kubernetes:cpu=2 (repeatable)",
+        )
         group = p.add_argument_group("parameters")
         for param in params.values():
             req = "required" if not param.has_default else f"default {param.default!r}"
@@ -66,10 +121,16 @@ def _parser(flow_cls: type[FlowSpec]) -> argparse.ArgumentParser:
     deploy.add_argument("--stack")
     deploy.add_argument("--schedule", help="a cron expression")
     deploy.add_argument("--dry-run", action="store_true", help="print the definition, create nothing")
+    branch_options(deploy, "deploy this branch, beside the others")
+    deploy.add_argument("--delete", action="store_true", help="remove the deployment (of this branch)")
     return parser
 
 
 def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
+    from ..flow.spec import check_flow_names
+
+    check_flow_names(flow_cls)
+    _check_parameter_names(flow_cls)
     args = _parser(flow_cls).parse_args(argv)
     flow_file = os.path.abspath(sys.modules[flow_cls.__module__].__file__ or sys.argv[0])
     if args.command == "show":
@@ -82,12 +143,19 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
     if args.command == "check":
         return _check(flow_cls, args.stack)
     if args.command == "deploy":
-        from ..runtime.deploy import deploy_flow
+        from ..runtime.branches import resolve_branch
+        from ..runtime.deploy import delete_deployment, deploy_flow
 
+        branch = resolve_branch(flow_cls, args.branch, args.production)
+        if args.delete:
+            print(delete_deployment(flow_cls.graph().name, branch, stack=args.stack))
+            return 0
         result = deploy_flow(
-            flow_cls, flow_file, stack=args.stack, schedule=args.schedule, dry_run=args.dry_run
+            flow_cls, flow_file, stack=args.stack, schedule=args.schedule, dry_run=args.dry_run, branch=branch
         )
         if args.dry_run:
+            for item in result.creates:
+                print(f"# deploy would create or update: {item}", file=sys.stderr)
             print_json(result.definition)
         else:
             print(
@@ -102,7 +170,9 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
             name = key[len("param:") :]
             given[name] = params[name].convert(value)
     from ..runtime.api import run_flow
+    from ..runtime.branches import resolve_branch
 
+    branch = resolve_branch(flow_cls, args.branch, args.production)
     if args.quiet:
         os.environ["LAMINA_QUIET"] = "1"  # tasks inherit it: their output is stored, not shown
     outcome = run_flow(
@@ -111,11 +181,12 @@ def _dispatch(flow_cls: type[FlowSpec], argv: list[str]) -> int:
         stack=args.stack,
         max_workers=args.max_workers,
         max_splits=args.max_splits,
-        tags=args.tag,
+        tags=[*args.tag, *(branch.tags if branch else [])],
         echo=not args.quiet,
         resume=args.command == "resume",
         origin_run_id=getattr(args, "origin_run_id", None),
         resume_step=getattr(args, "step", None),
+        with_decorators=args.with_decorators,
     )
     if args.run_id_file:
         with open(args.run_id_file, "w") as fh:

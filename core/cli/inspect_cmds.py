@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..errors import LaminaError, NotFound
@@ -46,7 +47,11 @@ def _runs(args: argparse.Namespace) -> int:
     meta = _get_stores()[1]
     infos = meta.runs(
         args.flow,
-        tags=args.tag,
+        tags=[
+            *args.tag,
+            *([f"project:{args.project}"] if getattr(args, "project", None) else []),
+            *([f"branch:{args.branch}"] if getattr(args, "branch", None) else []),
+        ],
         status=args.status,
         user=None if args.all else current_user(),
         limit=args.limit,
@@ -60,12 +65,63 @@ def _runs(args: argparse.Namespace) -> int:
             f"no runs{f' of {args.flow}' if args.flow else ''} by {who}"
             + ("" if args.all else " (--all shows everyone's)")
         )
+        if not meta.runs(args.flow, limit=1):
+            hint = _unindexed_hint(args.flow)
+            if hint:
+                print(hint)
         return 0
     rows = [
         (i.flow, i.id, i.status, i.user, _when(i.started_at), _duration(i), ",".join(i.tags)) for i in infos
     ]
     print(table(rows, ["FLOW", "RUN", "STATUS", "USER", "STARTED (UTC)", "TOOK", "TAGS"]))
     return 0
+
+
+def _runstore() -> Any:
+    from .. import client
+    from ..versioning.runstore import RunStore
+
+    return RunStore(client._get_stores()[0].blobs)
+
+
+def _stored_flows(flow: str | None = None) -> list[str]:
+    """Flows that have runs in the blob store (all, or just ``flow`` if it has some)."""
+    runs = _runstore()
+    if flow is not None:
+        return [flow] if runs.run_ids(flow) else []
+    return runs.flows()
+
+
+def _unindexed_hint(flow: str | None) -> str:
+    """When the metadata database knows no runs but the blob store holds some: how to rebuild it."""
+    flows = _stored_flows(flow)
+    if not flows:
+        return ""
+    return (
+        "the metadata database lists no runs, but the blob store holds runs of "
+        + ", ".join(flows)
+        + ": it was emptied or replaced. Rebuild it with "
+        + " ".join(f"`lamina sync {f}`" for f in flows)
+        + "."
+    )
+
+
+def _run(run_id: str) -> Any:
+    """``Run(run_id)``; a run missing from the metadata but stored in the blob store says how
+    to index it."""
+    from ..client import Run
+
+    try:
+        return Run(run_id)
+    except NotFound as e:
+        runs = _runstore()
+        stored = [f for f in runs.flows() if runs.run_exists(f, run_id)]
+        if stored:
+            raise NotFound(
+                f"{str(e).rstrip('.')}. The blob store holds run {stored[0]}/{run_id}: the metadata database was emptied, "
+                f"replaced or never told. `lamina sync {stored[0]}/{run_id}` indexes it."
+            ) from None
+        raise
 
 
 def _split(pathspec: str) -> tuple[str, str | None, str | None]:
@@ -79,13 +135,20 @@ def _split(pathspec: str) -> tuple[str, str | None, str | None]:
     return run, step, task  # type: ignore[return-value]
 
 
-def _artifact_rows(task: Any) -> list[tuple[str, str, str, str]]:
+def _artifact_rows(task: Any, damaged: list[LaminaError]) -> list[tuple[str, str, str, str]]:
+    """One row per artifact; small built-in values are shown. Damaged blobs are collected in
+    ``damaged`` (and marked in the table) so the command reports them instead of a value."""
+    from ..versioning.integrity import DamagedBlob
+
     rows = []
     for name, ref in sorted(task.artifacts.items()):
         value = ""
         if ref.size <= 200 and ref.type.startswith("builtins."):
             try:
                 value = repr(task.data[name])[:60]
+            except DamagedBlob as e:
+                damaged.append(e)
+                value = "DAMAGED (see below)"
             except Exception:  # a value that cannot be loaded here still lists
                 value = ""
         rows.append((name, ref.type, _size(ref.size), value or ref.key.rsplit("/", 1)[-1][:12]))
@@ -111,10 +174,8 @@ def _size(n: int) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..client import Run
-
     run_id, step_name, task_id = _split(args.pathspec)
-    run = Run(run_id)
+    run = _run(run_id)
     if step_name is None:
         steps = run.steps
         if args.json:
@@ -161,9 +222,10 @@ def _show(args: argparse.Namespace) -> int:
         ]
         print()
         print(table(rows, ["STEP", "TASKS", "OK", *(st.upper() for st in shown[1:])]))
+        damaged: list[LaminaError] = []
         if "end" in run and run.successful:
             print("\nartifacts of end:")
-            print(table(_artifact_rows(run.end_task), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
+            print(table(_artifact_rows(run.end_task, damaged), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
         reads = run.data_reads
         if reads:
             print("\ndata reads:")
@@ -177,6 +239,7 @@ def _show(args: argparse.Namespace) -> int:
                 for r in reads
             ]
             print(table(read_rows, ["TASK", "KIND", "TABLE / QUERY", "VERSION"]))
+        _raise_damage(damaged)
         return 0
     step = run[step_name]
     tasks = step.tasks if task_id is None else [step[task_id]]
@@ -196,26 +259,34 @@ def _show(args: argparse.Namespace) -> int:
             ]
         )
         return 0
+    damaged = []
     for t in tasks:
         print(f"{t.pathspec}  {t.status}  attempt {t.attempt}  took {_duration(t)}")
         if t.error:
             print(f"  error: {t.error}")
         if task_id is not None or len(tasks) == 1:
-            print(table(_artifact_rows(t), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
+            print(table(_artifact_rows(t, damaged), ["NAME", "TYPE", "SIZE", "VALUE / KEY"]))
             metrics = t.metrics
             if metrics:
                 print(
                     "metrics: "
                     + ", ".join(f"{k}={v[-1].value:g} ({len(v)} points)" for k, v in metrics.items())
                 )
+    _raise_damage(damaged)
     return 0
 
 
-def _logs(args: argparse.Namespace) -> int:
-    from ..client import Run
+def _raise_damage(damaged: list[LaminaError]) -> None:
+    """After the table: the first damaged blob's error (which says how to recover), so the
+    command fails instead of showing a value it could not trust."""
+    if damaged:
+        sys.stdout.flush()
+        raise damaged[0]
 
+
+def _logs(args: argparse.Namespace) -> int:
     run_id, step_name, task_id = _split(args.pathspec)
-    run = Run(run_id)
+    run = _run(run_id)
     steps = [run[step_name]] if step_name else run.steps
     for s in steps:
         tasks = [s[task_id]] if task_id else s.tasks
@@ -232,9 +303,9 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..client import Run, compare_runs
+    from ..client import compare_runs
 
-    a, b = Run(_split(args.run_a)[0]), Run(_split(args.run_b)[0])
+    a, b = _run_or_branch(args.run_a), _run_or_branch(args.run_b)
     diff = compare_runs(a, b)
     if args.json:
         print_json({"a": a.id, "b": b.id, **diff})
@@ -252,6 +323,25 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_or_branch(spec: str) -> Any:
+    """``FLOW@BRANCH`` is the latest run of that ``@project`` branch (``@`` is in no run id or
+    pathspec); anything else is a run."""
+    from ..client import Run, _get_stores, _in_namespace
+
+    if "@" not in spec:
+        return _run(_split(spec)[0])
+    flow, _, branch = spec.partition("@")
+    if not flow or not branch:
+        raise LaminaError(f"{spec!r}: write FLOW@BRANCH, e.g. TrainFlow@prod or TrainFlow@user.ana")
+    found = [i for i in _get_stores()[1].runs(flow, tags=[f"branch:{branch}"], limit=50) if _in_namespace(i)]
+    if not found:
+        raise LaminaError(
+            f"{flow} has no run on branch {branch!r} in your namespace; `lamina runs {flow} --branch {branch} --all` "
+            "lists everyone's."
+        )
+    return Run._from(found[0])
+
+
 def _short(value: Any) -> str:
     text = repr(value) if not isinstance(value, str) else value
     if isinstance(value, str) and value.startswith("artifacts/sha256/"):
@@ -260,9 +350,7 @@ def _short(value: Any) -> str:
 
 
 def _code(args: argparse.Namespace) -> int:
-    from ..client import Run
-
-    run = Run(_split(args.run)[0])
+    run = _run(_split(args.run)[0])
     if run.code is None:
         raise NotFound(f"run {run.id} has no stored code package.")
     dest = run.code.restore(args.dest)

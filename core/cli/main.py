@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--status", choices=list(RUN_STATUSES), help="only runs with this status")
     p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--project", help="runs of this @project")
+    p.add_argument("--branch", help="runs of this @project branch (user.NAME, prod...)")
     p.add_argument("--all", action="store_true", help="every user's runs, not only yours")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--stack")
@@ -70,8 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stream", choices=["stdout", "stderr", "both"], default="both")
     p.add_argument("--stack")
 
-    p = sub.add_parser("compare", help="parameters, metrics and artifacts that differ between two runs")
-    p.add_argument("run_a")
+    card = sub.add_parser("card", help="a task's @card: open it in a browser, or write it to a file")
+    csub = card.add_subparsers(dest="card_command", metavar="ACTION")
+    csub.required = True
+    p = csub.add_parser("view", help="open the card in a browser (a temporary HTML file)")
+    p.add_argument("pathspec", help="FLOW/RUN/STEP/TASK (or RUN/STEP when the step has one task)")
+    p.add_argument("--no-open", action="store_true", help="print the HTML file's path, open nothing")
+    p.add_argument("--stack")
+    p = csub.add_parser("get", help="write the card's HTML to a file")
+    p.add_argument("pathspec", help="FLOW/RUN/STEP/TASK (or RUN/STEP when the step has one task)")
+    p.add_argument("file")
+    p.add_argument("--stack")
+
+    p = sub.add_parser(
+        "compare",
+        help="parameters, metrics and artifacts that differ between two runs, or the latest runs of two branches",
+    )
+    p.add_argument("run_a", help="RUN, FLOW/RUN, or FLOW@BRANCH (the latest run of that @project branch)")
     p.add_argument("run_b")
     p.add_argument("--stack")
     p.add_argument("--json", action="store_true")
@@ -85,10 +102,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="FLOW (every run of it) or FLOW/RUN")
     p.add_argument("--stack")
 
+    from .verify_cmd import add_parser as add_verify
+
+    add_verify(sub)
+
     p = sub.add_parser("trigger", help="start a run of a deployed flow")
     p.add_argument("flow")
     p.add_argument("--stack")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--branch", help="@project flows: start this branch's deployment")
+    p.add_argument("--wait", action="store_true", help="follow the run to its end, print it, and index it")
+    p.add_argument("--timeout", type=float, help="with --wait: give up following after this many seconds")
+
+    p = sub.add_parser("event", help="publish a business event that starts @trigger flows")
+    esub = p.add_subparsers(dest="event_command", metavar="ACTION")
+    esub.required = True
+    e = esub.add_parser("publish", help="publish an event on the stack's event bus")
+    e.add_argument("name")
+    e.add_argument("--payload", help="a JSON object the triggered runs see as current.trigger.payload")
+    e.add_argument("--stack")
+
+    p = sub.add_parser("deployments", help="what is deployed on a stack, per flow and branch")
+    p.add_argument("--stack")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ui", help="a local web UI over the stack's runs (needs lamina[ui])")
+    p.add_argument("--stack", help="the stack whose runs to show (default: the project's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
 
     p = sub.add_parser(
         "emulate",
@@ -128,7 +169,13 @@ def _run_plugin_command(info: CommandInfo, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from ..errors import LaminaError
+    from .common import fail
+
+    try:
+        parser = build_parser()  # plugins' commands: a plugin that fails to load is reported here
+    except LaminaError as exc:
+        return fail(exc)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
         parser.print_help()
@@ -147,14 +194,34 @@ def main(argv: list[str] | None = None) -> int:
             from . import inspect_cmds
 
             return inspect_cmds.run(args)
+        if args.command == "card":
+            from . import card_cmds
+
+            return card_cmds.run(args)
         if args.command == "sync":
             from ..runtime.sync import sync_cmd
 
             return sync_cmd(args)
+        if args.command == "verify":
+            from . import verify_cmd
+
+            return verify_cmd.run(args)
         if args.command == "trigger":
             from ..runtime.deploy import trigger_cmd
 
             return trigger_cmd(args)
+        if args.command == "event":
+            from ..runtime.deploy import event_cmd
+
+            return event_cmd(args)
+        if args.command == "deployments":
+            from ..runtime.deploy import deployments_cmd
+
+            return deployments_cmd(args)
+        if args.command == "ui":  # the optional extra loads only here
+            from ..ui.server import ui_cmd
+
+            return ui_cmd(args)
         if args.command == "emulate":
             from .emulate_cmd import describe_stacks, emulate_cmd
 

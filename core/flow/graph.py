@@ -253,11 +253,41 @@ class FlowGraph:
                 errors.append(f"{where}: 'start' cannot take inputs.")
         if errors:
             return errors
+        errors += self._cycles()
+        if errors:
+            return errors
         errors += self._reachability()
         if errors:
             return errors
         errors += self._splits_and_joins()
         return errors
+
+    def _cycles(self) -> list[str]:
+        """Each loop in the graph once, as the steps it goes through (a flow is a DAG)."""
+        found: list[list[str]] = []
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        path: list[str] = []
+
+        def visit(name: str) -> None:
+            state[name] = 1
+            path.append(name)
+            for target in self.nodes[name].out_funcs:
+                if state.get(target) == 1:
+                    found.append(path[path.index(target) :] + [target])
+                elif target not in state:
+                    visit(target)
+            path.pop()
+            state[name] = 2
+
+        for name in self.nodes:
+            if name not in state:
+                visit(name)
+        return [
+            f"steps {' -> '.join(loop)} form a cycle ({self.nodes[loop[-2]].name} at "
+            f"{self.file}:{self.nodes[loop[-2]].next_lineno} goes back to '{loop[0]}'): a flow runs each "
+            "step once, in order; to repeat work, use a foreach or a loop inside one step."
+            for loop in found
+        ]
 
     def _reachability(self) -> list[str]:
         seen: set[str] = set()

@@ -19,6 +19,7 @@ Everything a step assigns to ``self`` is an artifact, stored and versioned witho
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -138,6 +139,20 @@ class FlowSpec:
     """Base class of every flow. Instantiated with no arguments it runs the command line."""
 
     _lamina_graph: FlowGraph | None = None
+    _lamina_clashes: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A step or parameter named like one of FlowSpec's own attributes replaces it, and
+        # Lamina then calls the step where it meant `graph()` or `next()`. The class statement
+        # cannot raise cleanly (it runs at import, before the command line can report errors),
+        # so the clash is noted here and reported by check_flow_names().
+        super().__init_subclass__(**kwargs)
+        clashes = []
+        for name in reserved_names():
+            value = inspect.getattr_static(cls, name)
+            if getattr(value, "is_step", False) or isinstance(value, Parameter):
+                clashes.append(name)
+        cls._lamina_clashes = tuple(clashes)
 
     def __init__(self, use_cli: bool = True) -> None:
         self._lamina_reset()
@@ -295,7 +310,9 @@ class FlowSpec:
         elif ns is not None and name in ns.refs:
             ref = ns.refs[name]
         if ref is not None:
-            value = ns.store.load(ref) if ns is not None else d["_lamina_store"].load(ref)
+            where = getattr(ns, "where", None)
+            what = f"artifact {name!r}" + (f" of {where}" if where else "")
+            value = (ns.store if ns is not None else d["_lamina_store"]).load(ref, what=what)
             if loaded is not None:
                 loaded[name] = value
             return value
@@ -312,3 +329,37 @@ class FlowSpec:
             names |= set(d["_lamina_inputs"].refs)
         names |= set(d.get("_lamina_merged") or {})
         return iter(sorted(names - d.get("_lamina_params", set())))
+
+
+def reserved_names() -> list[str]:
+    """Names a step or parameter may not take: FlowSpec's own public attributes."""
+    return sorted(n for n in dir(FlowSpec) if not n.startswith("_"))
+
+
+def check_flow_names(flow_cls: type[FlowSpec]) -> None:
+    """Refuse a flow whose steps or parameters shadow FlowSpec's own attributes.
+
+    :raises FlowDefinitionError: naming each such step or parameter, where it is, and what to do.
+    """
+    problems = []
+    for name in flow_cls._lamina_clashes:
+        value = inspect.getattr_static(flow_cls, name)
+        if isinstance(value, Parameter):
+            problems.append(f"parameter attribute {name!r} (Parameter({value.name!r}))")
+            continue
+        try:
+            from .graph import _def_offset
+
+            lines, start = inspect.getsourcelines(value)
+            where = f"{inspect.getsourcefile(value)}:{start + _def_offset(lines)}"
+        except (OSError, TypeError):
+            where = "?"
+        problems.append(f"step {name!r} ({where})")
+    if problems:
+        raise FlowDefinitionError(
+            f"flow {flow_cls.__name__}: {', '.join(problems)} "
+            f"{'has' if len(problems) == 1 else 'have'} the name of a FlowSpec attribute that Lamina "
+            f"uses ({', '.join(reserved_names())}); rename "
+            f"{'it' if len(problems) == 1 else 'them'}, e.g. {flow_cls._lamina_clashes[0]!r} -> "
+            f"{flow_cls._lamina_clashes[0] + '_step'!r}."
+        )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LaminaError, RunFailed
+from ..errors import LaminaError, ParameterError, RunFailed
 from ..models import RunOutcome
 
 if TYPE_CHECKING:
@@ -48,12 +48,22 @@ def run_flow(
     resume_step: str | None = None,
     resume: bool = False,
     raise_on_failure: bool = False,
+    with_decorators: list[str] | None = None,
 ) -> RunOutcome:
-    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish."""
+    """Run (or, with ``resume``/``origin_run_id``, resume) a flow and wait for it to finish.
+
+    ``with_decorators`` adds decorators to every step, as ``--with`` does on the command line:
+    ``["retry", "kubernetes:cpu=2,memory=4000"]``.
+    """
+    from ..flow.spec import check_flow_names
     from ..stack import Stack, resolve_stack
     from .scheduler import DEFAULT_MAX_SPLITS, RunDriver
 
     flow_cls, flow_file = resolve_flow(flow)
+    check_flow_names(flow_cls)
+    for option, value in (("max_workers", max_workers), ("max_splits", max_splits)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ParameterError(f"run_flow(): {option} must be a whole number of at least 1, got {value!r}.")
     flow_cls.graph().validate()
     resolved = stack if isinstance(stack, Stack) else resolve_stack(stack)
     owned = not isinstance(stack, Stack)
@@ -61,6 +71,12 @@ def run_flow(
         given = dict(params or {})
         if resume or origin_run_id:
             origin = origin_run(resolved, flow_cls.graph().name, origin_run_id)
+            if origin.succeeded and not resume_step:
+                raise NothingToResume(
+                    f"resume: run {flow_cls.graph().name}/{origin.id} succeeded, so there is nothing to "
+                    "resume. Start a new run with `python flow.py run`, or re-run it from a step with "
+                    f"`python flow.py resume --origin-run-id {origin.id} STEP` (tasks before STEP are reused)."
+                )
             origin_run_id = origin.id
             given = {**origin.params, **given}  # a resumed run keeps its origin's parameters
         values = flow_cls.resolve_parameters(given)
@@ -75,6 +91,7 @@ def run_flow(
             resume_step=resume_step,
             tags=tags,
             echo=echo,
+            with_decorators=with_decorators,
         )
         driver.start()
         outcome = driver.walk()  # the built-in scheduler walks every interactive run
@@ -86,10 +103,17 @@ def run_flow(
     return outcome
 
 
+class NothingToResume(LaminaError):
+    """``resume`` without a step, of a run that succeeded."""
+
+    exit_code = 2
+
+
 @dataclass
 class Origin:
     id: str
     params: dict[str, Any]
+    succeeded: bool = False
 
 
 def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
@@ -106,7 +130,9 @@ def origin_run(stack: Stack, flow_name: str, run_id: str | None) -> Origin:
     if run_id:
         manifest = runs.load_manifest(flow_name, run_id)
         if manifest is not None:
-            return Origin(run_id, dict(manifest.get("params", {})))
+            return Origin(
+                run_id, dict(manifest.get("params", {})), runs.step_succeeded(flow_name, run_id, "end")
+            )
     return _origin_from_metadata(stack, flow_name, run_id)
 
 
@@ -125,10 +151,10 @@ def _origin_from_metadata(stack: Stack, flow_name: str, run_id: str | None) -> O
             ) from None
         if run.flow != flow_name:
             raise LaminaError(f"resume: run {run_id} is a run of {run.flow}, not {flow_name}.")
-        return Origin(run.id, dict(run.params))
+        return Origin(run.id, dict(run.params), run.status == "succeeded")
     runs = store.runs(flow_name, user=current_user(), limit=1)
     if not runs:
         raise LaminaError(
             f"resume: {flow_name} has no earlier run on stack {stack.name}; start one with `run`."
         )
-    return Origin(runs[0].id, dict(runs[0].params))
+    return Origin(runs[0].id, dict(runs[0].params), runs[0].status == "succeeded")

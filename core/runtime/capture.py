@@ -14,15 +14,75 @@ import select
 import sys
 import threading
 
-from ..redaction import redact, secret_values  # noqa: E402,F401 - secret_values re-exported
+from ..redaction import VALUE_TAIL, redact, secret_patterns_spanning, secret_values  # noqa: F401
+
+
+class LineEcho:
+    """Turns output read in arbitrary chunks into prefixed, redacted text to show, in linear time.
+
+    Only the unterminated tail of the output is kept between chunks, and only the new chunk is
+    searched for line ends, so a 50 MB line without a newline (a progress bar) costs what 50 MB
+    of short lines cost. A line longer than ``flush_at`` is shown in pieces (continuation pieces
+    carry no prefix); each cut is moved back so that no secret straddles it, and the bytes
+    before a cut are redacted as a whole: a secret split between two reads is still masked.
+    ``scanned`` counts the bytes searched, for tests of the linear bound.
+    """
+
+    def __init__(self, prefix: bytes, secrets: list[bytes], flush_at: int = 1 << 20) -> None:
+        self.prefix = prefix
+        self.secrets = secrets
+        self.flush_at = flush_at
+        self.keep = max([VALUE_TAIL, *(len(s) for s in secrets)])
+        self.pending = bytearray()
+        self.at_line_start = True
+        self.scanned = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The text to show for ``chunk`` (possibly empty)."""
+        self.scanned += len(chunk)
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self.pending += chunk
+            return self._partial() if len(self.pending) > self.flush_at else b""
+        self.pending += chunk[: end + 1]
+        complete = bytes(self.pending)
+        self.pending = bytearray(chunk[end + 1 :])
+        return self._lines(complete)
+
+    def close(self) -> bytes:
+        """The text to show for what is left when the stream ends."""
+        if not self.pending:
+            return b""
+        rest = bytes(self.pending) + b"\n"
+        self.pending = bytearray()
+        return self._lines(rest)
+
+    def _lines(self, complete: bytes) -> bytes:
+        self.scanned += len(complete)
+        text = redact(complete, self.secrets)
+        lines = text.split(b"\n")[:-1]
+        first = (self.prefix if self.at_line_start else b"") + lines[0] + b"\n"
+        self.at_line_start = True
+        return first + b"".join(self.prefix + line + b"\n" for line in lines[1:])
+
+    def _partial(self) -> bytes:
+        buf = bytes(self.pending)
+        self.scanned += len(buf)
+        cut = secret_patterns_spanning(buf, len(buf) - self.keep, self.secrets)
+        if cut <= 0:
+            return b""
+        shown = (self.prefix if self.at_line_start else b"") + redact(buf[:cut], self.secrets)
+        self.at_line_start = False
+        del self.pending[:cut]
+        return shown
 
 
 class _Stream:
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, echo: LineEcho) -> None:
         self.fd = fd
         self.saved = os.dup(fd)
         self.chunks: list[bytes] = []
-        self.pending = b""
+        self.echo = echo
         read_end, write_end = os.pipe()
         os.dup2(write_end, fd)
         os.close(write_end)
@@ -46,7 +106,10 @@ class Capture:
 
     def __enter__(self) -> Capture:
         _flush()
-        self._streams = [_Stream(1), _Stream(2)]
+        self._streams = [
+            _Stream(1, LineEcho(self.prefix, self._secrets)),
+            _Stream(2, LineEcho(self.prefix, self._secrets)),
+        ]
         self._thread = threading.Thread(target=self._pump, name="lamina-capture", daemon=True)
         self._thread.start()
         return self
@@ -62,18 +125,16 @@ class Capture:
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    if self.echo and stream.pending:
-                        self._write(stream, self.prefix + redact(stream.pending, self._secrets) + b"\n")
+                    if self.echo:
+                        self._write(stream, stream.echo.close())
                     os.close(fd)
                     del by_fd[fd]
                     continue
                 stream.chunks.append(chunk)
                 if self.echo:
-                    stream.pending += chunk
-                    *lines, stream.pending = stream.pending.split(b"\n")
-                    if lines:
-                        text = b"".join(self.prefix + line + b"\n" for line in lines)
-                        self._write(stream, redact(text, self._secrets))
+                    shown = stream.echo.feed(chunk)
+                    if shown:
+                        self._write(stream, shown)
 
     @staticmethod
     def _write(stream: _Stream, data: bytes) -> None:

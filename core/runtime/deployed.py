@@ -25,7 +25,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError, ParameterError
-from ..models import ForeachFrame, Resources, TaskSpec
+from ..models import ForeachFrame, Resources, StepEnvironment, TaskSpec
 
 if TYPE_CHECKING:
     from ..versioning.runstore import RunStore
@@ -67,6 +67,9 @@ def deploy_template(descriptor: dict[str, Any]) -> dict[str, Any]:
             "timeout": deco.get("timeout"),
             "max_attempts": 1 + int(retry.get("times", 0)) if retry else 1,
         }
+        environment = (descriptor.get("environments") or {}).get(name)
+        if environment:
+            steps[name]["environment"] = environment
     return {
         "flow_name": descriptor["name"],
         "flow_file": descriptor["flow_file"],
@@ -167,6 +170,7 @@ def deployed_task_spec(
         user=template.get("user", ""),
         parameters=parameters,
         tags=template.get("tags", []),
+        environment=StepEnvironment.model_validate(info["environment"]) if info.get("environment") else None,
     )
 
 

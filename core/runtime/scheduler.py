@@ -81,7 +81,10 @@ class RunDriver:
         tags: list[str] | None = None,
         echo: bool = True,
         run_id: str | None = None,
+        with_decorators: list[str] | None = None,
     ) -> None:
+        from ..flow.platform import apply_with, with_decorations
+
         self.flow_cls = flow_cls
         self.flow_file = str(Path(flow_file).resolve())
         self.stack = stack
@@ -94,6 +97,19 @@ class RunDriver:
         self.echo = echo
         self.graph: FlowGraph = flow_cls.graph()
         self.flow_name = self.graph.name
+        self.with_decorators = list(with_decorators or [])
+        self.decorations: dict[str, dict[str, Any]] = {
+            node.name: apply_with(node.decorations, with_decorations(node.name, self.with_decorators))
+            if self.with_decorators
+            else node.decorations
+            for node in self.graph
+        }
+        from ..flow.packages import step_environment
+
+        self.environments = {
+            node.name: step_environment(flow_cls, node.name, self.decorations[node.name])
+            for node in self.graph
+        }
         self.run_id = run_id or ""
         self.user = current_user()
         self.progress = Progress(list(self.graph.nodes), echo=echo)
@@ -118,6 +134,8 @@ class RunDriver:
         the metadata store is opened by the writer thread, off the critical path.
         """
         from ..discovery import get_registry
+        from ..flow.includefile import include_files
+        from ..flow.platform import notice_platforms
         from ..versioning.artifacts import ArtifactStore
         from ..versioning.codepkg import store_code
         from ..versioning.runstore import RunStore, new_run_id
@@ -125,12 +143,14 @@ class RunDriver:
 
         started_at = utcnow()
         self.graph.validate()
+        notice_platforms(self.decorations, self.stack.name)
         for node in self.graph:
-            spec = node.decorations.get("resources")
+            spec = self.decorations[node.name].get("resources")
             res = Resources(**spec) if spec else Resources()
             self.resources[node.name] = res
             if not res.is_empty():
                 self.stack.compute.validate(node.name, res)
+        self._prepare_environments()
         self.run_id = self.run_id or new_run_id()
         self.stack.compute.start(self.run_id, self.flow_file, self.stack.snapshot(), self.max_workers)
         try:
@@ -141,6 +161,8 @@ class RunDriver:
             url = self.stack.versioning.metadata_url()
             self.writer = MetadataWriter(lambda: _open_metadata(url))
             self.code_key = store_code(self.store, Path(self.flow_file).parent)
+            # an IncludeFile is read here, once, and reaches every task as a stored artifact
+            self.params = include_files(self.flow_cls, self.params, self.store)
             if self.origin_run_id:
                 self._load_origin()
             manifest = {
@@ -158,7 +180,17 @@ class RunDriver:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
             }
-            self.runs.save_manifest(self.flow_name, self.run_id, manifest)
+            environments = {
+                step: env.model_dump(mode="json")
+                for step, env in self.environments.items()
+                if env is not None
+            }
+            # the graph is for readers of the run (lamina ui draws it); create_run takes the rest
+            self.runs.save_manifest(
+                self.flow_name,
+                self.run_id,
+                {**manifest, "graph": self.graph.describe(), "environments": environments},
+            )
             self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
             self.writer.call("create_run", **{**manifest, "started_at": started_at})
             # the run is in the metadata store before its id is shown: `lamina runs` finds it
@@ -176,6 +208,26 @@ class RunDriver:
         get_registry().hook().lamina_run_started(
             run_id=self.run_id, flow_name=self.flow_name, stack_name=self.stack.name, params=self.params
         )
+
+    def _prepare_environments(self) -> None:
+        """Build each step environment of the run once, before any task, so that a package the
+        index lacks fails now and tasks start at once (they find the environment cached)."""
+        from .environments import ensure_environment, python_notice
+
+        built: set[str] = set()
+        asked: set[str | None] = set()
+        for step, env in self.environments.items():
+            if env is None or env.key in built:
+                continue
+            built.add(env.key)
+            self.progress.say(
+                f"environment for step '{step}': {', '.join(env.requirements) or 'no packages'}"
+            )
+            notice = python_notice(env, step)
+            if notice and env.python not in asked:  # once per run and version asked for
+                asked.add(env.python)
+                sys.stderr.write(notice + "\n")
+            ensure_environment(env, step)
 
     def _load_origin(self) -> None:
         found = self.runs.records(self.flow_name, self.origin_run_id or "", all_attempts=True)
@@ -319,16 +371,19 @@ class RunDriver:
         return f"python {shown} resume --origin-run-id {self.run_id}"
 
     def _failure_message(self, record: TaskRecord) -> str:
+        # Without live output (--quiet, echo=False) the failure report was not shown: the error
+        # itself must still reach the user, in this message.
+        error = f": {record.error.rstrip('.')}." if record.error and not self.progress.echo else "."
         return (
-            f"{self.progress._mark('fail')} run {self.run_id} failed at step '{record.step}' (task {record.task_id}). "
+            f"{self.progress._mark('fail')} run {self.run_id} failed at step '{record.step}' (task {record.task_id}){error} "
             f"Fix the step, then resume; finished tasks are reused:\n    {self.resume_hint()}"
         )
 
     def _enqueue(
         self, step: str, inputs: list[str], stack: list[ForeachFrame], split_index: int | None
     ) -> None:
-        node = self.graph[step]
-        retry = node.decorations.get("retry")
+        deco = self.decorations[step]
+        retry = deco.get("retry")
         spec = TaskSpec(
             run_id=self.run_id,
             flow_name=self.flow_name,
@@ -341,12 +396,14 @@ class RunDriver:
             code_key=self.code_key,
             stack=self.stack.snapshot(),
             resources=self.resources.get(step, Resources()),
-            timeout=node.decorations.get("timeout"),
+            timeout=deco.get("timeout"),
             max_attempts=1 + (retry.times if retry else 0),
             user=self.user,
             parameters=self.params,
             origin_run_id=self.origin_run_id,
             tags=self.tags,
+            with_decorators=self.with_decorators,
+            environment=self.environments.get(step),
         )
         if self._reusable(spec):
             self._clone(spec)
@@ -408,7 +465,7 @@ class RunDriver:
             return  # cancelled: its row stays running until finish_run marks it interrupted
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
             self.writer.finished(record, key)
-            retry = self.graph[spec.step].decorations.get("retry")
+            retry = self.decorations[spec.step].get("retry")
             wait = 60 * retry.minutes_between_retries if retry else 0
             self.progress.say(
                 f"{self.progress._mark('fail')} {spec.step}/{spec.task_id} attempt {spec.attempt + 1} failed ({record.error}); "

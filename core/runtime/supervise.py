@@ -35,6 +35,10 @@ TIMEOUT_GRACE_MIN = 2.0
 CANCEL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a task is cancelled."""
 
+PREFIXED_BY_PARENT = "LAMINA_PREFIXED_BY_PARENT"
+"""Set for a task process whose output a supervising parent of the same task already shows with
+the task's prefix (a step in its own ``@pypi``/``@conda`` environment): it echoes lines bare."""
+
 _CHANNEL: tuple[int, int] | None = None
 """In a supervised child: (write end of the request pipe, read end of the reply pipe)."""
 
@@ -85,9 +89,8 @@ class Supervised:
     def __init__(self, spec: TaskSpec, *, echo: bool, out_fd: int = 1, err_fd: int = 2) -> None:
         self.spec = spec
         self.echo = echo
-        self.prefix = (
-            f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] ".encode()
-        )
+        label = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
+        self.prefix = b"" if os.environ.get(PREFIXED_BY_PARENT) else label.encode()
         self.pid = 0
         self.started = time.monotonic()
         limit = spec.timeout

@@ -34,8 +34,11 @@ def list_runs(stack: Stack, flow: str) -> list[str]:
     return RunStore(stack.versioning).run_ids(flow)
 
 
-def sync_run(stack: Stack, flow: str, run_id: str) -> SyncResult:
-    """Record run ``flow/run_id`` and all its task attempts found in the blob store."""
+def sync_run(stack: Stack, flow: str, run_id: str, *, user: str | None = None) -> SyncResult:
+    """Record run ``flow/run_id`` and all its task attempts found in the blob store.
+
+    :param user: whose run it is when its manifest does not say (a deployed run started by
+        ``lamina trigger`` belongs to the user who triggered it)."""
     from ..versioning.metadata import MetadataStore
     from ..versioning.runstore import RunStore
 
@@ -61,7 +64,7 @@ def sync_run(stack: Stack, flow: str, run_id: str) -> SyncResult:
             params=(manifest or {}).get("params", {}),
             stack=(manifest or {}).get("stack", {}),
             code_key=(manifest or {}).get("code_key"),
-            user=(manifest or {}).get("user", ""),
+            user=(manifest or {}).get("user") or user or "",
             tags=(manifest or {}).get("tags", []),
             python_version=(manifest or {}).get("python_version", ""),
             packages=(manifest or {}).get("packages", {}),

@@ -9,6 +9,7 @@ worker and every cloud job run exactly :func:`run_task`; a warm worker calls it 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import sys
 import time
 import traceback
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,10 +133,17 @@ def resolve_flow_file(spec: TaskSpec, stack: Stack) -> str:
 class InputNamespace:
     """A parent task's artifacts, by reference; values load on first touch."""
 
-    def __init__(self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str) -> None:
+    def __init__(
+        self, store: ArtifactStore, refs: dict[str, ArtifactRef], label: str, where: str = ""
+    ) -> None:
         self.store = store
         self.refs = refs
         self.label = label
+        self.where = where or f"task {label}"
+        """Names the parent task in errors: ``task Flow/run/step/id``."""
+
+    def load(self, name: str) -> Any:
+        return self.store.load(self.refs[name], what=f"artifact {name!r} of {self.where}")
 
 
 class InputView:
@@ -155,7 +164,7 @@ class InputView:
                     f"input from step '{self._step}' has no artifact {name!r} "
                     f"(it has: {', '.join(sorted(self._namespace.refs)) or 'none'})"
                 )
-            self._cache[name] = self._namespace.store.load(ref)
+            self._cache[name] = self._namespace.load(name)
         return self._cache[name]
 
     def __repr__(self) -> str:
@@ -176,12 +185,27 @@ class Inputs(list):  # type: ignore[type-arg]
 
 def _parent_record(store: ArtifactStore, spec: TaskSpec, path: str) -> TaskRecord:
     from ..errors import StoreError
+    from ..versioning.integrity import DamagedBlob
     from ..versioning.runstore import RunStore
 
     try:
         return RunStore(store.blobs).input_record(spec.flow_name, spec.run_id, path)
+    except DamagedBlob:
+        raise  # names the record and how to recover
     except StoreError as exc:
         raise LaminaError(f"task {spec.pathspec}: {exc}") from None
+
+
+def _foreach_item(items: Any, index: int) -> Any:
+    """Item ``index`` of a foreach: a mapping gives its keys, in order, as iterating it does in
+    Python (the mapping itself stays the artifact, so a step can still look values up)."""
+    if isinstance(items, Mapping):
+        return next(itertools.islice(iter(items), index, None))
+    return items[index]
+
+
+def _where(record: TaskRecord) -> str:
+    return f"task {record.flow_name}/{record.run_id}/{record.step}/{record.task_id}"
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -194,6 +218,11 @@ class StepTimeout(Exception):
 def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool = True) -> int:
     """Run one task to completion; return the process exit code. Never raises for a step failure:
     the failure is stored in the task's record, which the scheduler reads."""
+    if spec.environment is not None:
+        from .environments import in_environment, run_in_environment
+
+        if not in_environment(spec):  # the step has its own packages: run there
+            return run_in_environment(spec, echo)
     from ..flow.current import current
     from ..versioning.artifacts import ArtifactStore
     from ..versioning.runstore import RunStore
@@ -216,6 +245,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                 if flow_cls is None:
                     flow_cls = load_flow_class(resolve_flow_file(spec, stack), spec.flow_name)
                 flow = _prepare(flow_cls, spec, store)
+                deco = step_decorations(flow_cls, spec)
                 if "data" in stack._layers:
                     stack.data.reads.clear()
                 current._bind(
@@ -227,13 +257,18 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     attempt=spec.attempt,
                     origin_run_id=spec.origin_run_id,
                     user=spec.user,
+                    tags=spec.tags,
                     stack_name=stack.name,
+                    trigger=lambda: _trigger_of(runs, spec),
                     data=True,
                     log_metric=True,
+                    card="card" in deco,
                 )
                 _execute(flow, flow_cls, spec)
                 _finish(flow, flow_cls, spec, store, record)
                 record.ok = True
+                if "card" in deco:
+                    record.card_key = _store_card(flow, spec, stack, record, deco["card"])
             except BaseException as exc:  # the record carries the failure to the scheduler
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -270,15 +305,25 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
     return EXIT_OK if record.ok else EXIT_FAILED
 
 
+def _trigger_of(runs: Any, spec: TaskSpec) -> Any:
+    """``current.trigger``: what the run's manifest says started it (deployed runs only)."""
+    from ..flow.current import Trigger
+
+    manifest = runs.load_manifest(spec.flow_name, spec.run_id) or {}
+    return Trigger.from_dict(manifest.get("trigger"))
+
+
 def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> FlowSpec:
     flow = flow_cls.__new__(flow_cls)
     flow._lamina_reset()
     d = flow.__dict__
     d["_lamina_store"] = store
+    from ..flow.includefile import load_included
+
     params = flow_cls.parameters()
     for attr, param in params.items():
         if param.name in spec.parameters:
-            d[attr] = spec.parameters[param.name]
+            d[attr] = load_included(param, spec.parameters[param.name], store)
             d["_lamina_params"].add(attr)
     graph = flow_cls.graph()
     node = graph[spec.step]
@@ -286,28 +331,71 @@ def _prepare(flow_cls: type[FlowSpec], spec: TaskSpec, store: ArtifactStore) -> 
         views = Inputs()
         for path in spec.input_paths:
             parent = _parent_record(store, spec, path)
-            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}")
+            ns = InputNamespace(store, parent.artifacts, f"{parent.step}/{parent.task_id}", _where(parent))
             view = InputView(ns, parent.step)
             views.append(view)
         d["_lamina_join_inputs"] = views
     elif spec.input_paths:
         parent = _parent_record(store, spec, spec.input_paths[0])
-        d["_lamina_inputs"] = InputNamespace(store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}")
+        d["_lamina_inputs"] = InputNamespace(
+            store, dict(parent.artifacts), f"{parent.step}/{parent.task_id}", _where(parent)
+        )
         split = graph[parent.step]
         if split.foreach and spec.split_index is not None:
             items = getattr(flow, split.foreach)
             d["_lamina_loaded"].pop(split.foreach, None)  # the list itself passes on by reference
-            d["_lamina_foreach"] = (items[spec.split_index], spec.split_index)
+            d["_lamina_foreach"] = (_foreach_item(items, spec.split_index), spec.split_index)
     return flow
+
+
+def step_decorations(flow_cls: type[FlowSpec], spec: TaskSpec) -> dict[str, Any]:
+    """The step's decorators, with the run's ``--with`` ones added."""
+    deco = flow_cls.graph()[spec.step].decorations
+    if not spec.with_decorators:
+        return deco
+    from ..flow.platform import apply_with, with_decorations
+
+    return apply_with(deco, with_decorations(spec.step, spec.with_decorators))
+
+
+_SCALAR_TYPES = ("builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.NoneType")
+
+
+def _store_card(
+    flow: FlowSpec, spec: TaskSpec, stack: Stack, record: TaskRecord, options: dict[str, Any]
+) -> str:
+    """Render the step's card and store it beside the task's logs; return its key."""
+    from ..cards import render_card
+    from ..flow.current import current
+    from ..versioning.runstore import RunStore
+
+    artifacts = None
+    if options.get("type", "default") == "default":
+        artifacts = {}
+        for name, ref in record.artifacts.items():
+            small = ref.type in _SCALAR_TYPES and ref.size <= 1024
+            artifacts[name] = (ref.type, ref.size, getattr(flow, name) if small else None)
+    components = current._card.components if current._card is not None else []
+    document = render_card(
+        pathspec=f"{spec.flow_name}/{spec.pathspec}",
+        components=components,
+        artifacts=artifacts,
+        stack=stack.name,
+        finished=utcnow().strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    return RunStore(stack.versioning).save_card(
+        spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, document
+    )
 
 
 def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     node = flow_cls.graph()[spec.step]
     func = getattr(flow, spec.step)
-    deco = node.decorations
+    deco = step_decorations(flow_cls, spec)
     limit = spec.timeout or deco.get("timeout")
     previous = None
     fired: list[str] = []
+    saved_env = _set_environment(deco.get("environment") or {})
     if limit:
 
         def on_alarm(signum: int, frame: object) -> None:
@@ -337,6 +425,19 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
         if limit:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+        _set_environment(saved_env)
+
+
+def _set_environment(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Apply ``@environment`` variables (``None`` unsets); return what to restore afterwards, for
+    a compute that runs several tasks in one process."""
+    before = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return before
 
 
 def _finish(
@@ -365,7 +466,9 @@ def _finish(
             raise FlowDefinitionError(
                 f"step '{node.name}' ({node.where}): foreach={node.foreach!r} but self.{node.foreach} was never assigned."
             ) from None
-        if not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
+        if isinstance(items, Mapping):
+            pass  # fans out over its keys (see _foreach_item)
+        elif not hasattr(items, "__getitem__") or not hasattr(items, "__len__"):
             try:
                 items = list(items)
             except TypeError:
@@ -461,6 +564,15 @@ def _user_traceback(exc: BaseException) -> str:
         if not frame.filename.startswith(internal):
             keep_from = i
             break
+    if isinstance(exc, LaminaError):
+        # raised on purpose (a damaged blob, a bad foreach...): its message says what and where,
+        # so Lamina's frames below the user's last one are noise
+        user = [i for i, f in enumerate(frames) if not f.filename.startswith(internal)]
+        if user:
+            shown = traceback.format_list(frames[keep_from : user[-1] + 1])
+            return "Traceback (most recent call last):\n" + "".join(
+                shown + traceback.format_exception_only(type(exc), exc)
+            )
     while tb is not None and keep_from > 0:
         tb = tb.tb_next
         keep_from -= 1

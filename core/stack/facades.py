@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         AdapterInfo,
         CheckResult,
         DataSnapshot,
+        Deployment,
         DeployResult,
         Resources,
         RunState,
@@ -206,18 +207,34 @@ class OrchestrationLayer(LayerFacade):
     def deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
         if schedule:
             self.require("schedule", f"deploy {flow.get('name', '')} --schedule")
+        if any((flow.get("triggers") or {}).values()):
+            self.require("triggers", f"deploy {flow.get('name', '')} with @trigger/@trigger_on_finish")
         return self._call("orchestration_deploy", flow=flow, schedule=schedule, dry_run=dry_run)
 
-    def trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
-        return self._call("orchestration_trigger", flow_name=flow_name, parameters=parameters)
+    def trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None = None) -> str:
+        if branch:
+            self.require("branches", f"trigger {flow_name} --branch {branch}")
+        return self._call("orchestration_trigger", flow_name=flow_name, parameters=parameters, branch=branch)
 
-    def status(self, flow_name: str, run_id: str) -> RunState:
+    def status(self, flow_name: str, run_id: str, branch: str | None = None) -> RunState:
         """A deployed run's state. :raises LaminaError: the orchestrator cannot report one."""
         self.require("status", f"following the run {flow_name}/{run_id}")
-        state = self._call("orchestration_status", flow_name=flow_name, run_id=run_id)
+        state = self._call("orchestration_status", flow_name=flow_name, run_id=run_id, branch=branch)
         if state is None:
             raise LaminaError(f"the {self.name} orchestrator gave no status for {flow_name}/{run_id}")
         return state
+
+    def publish(self, name: str, payload: dict[str, Any]) -> str:
+        self.require("triggers", f"lamina event publish {name}")
+        return str(self._call("orchestration_publish", name=name, payload=payload))
+
+    def deployments(self) -> list[Deployment]:
+        self.require("list", "listing deployments")
+        return list(self._call("orchestration_deployments") or [])
+
+    def delete(self, flow_name: str, branch: str | None = None) -> str:
+        self.require("delete", f"deleting the deployment of {flow_name}")
+        return str(self._call("orchestration_delete", flow_name=flow_name, branch=branch))
 
     def require(self, feature: str, what: str) -> None:
         """Refuse ``what`` unless the adapter declares ``feature`` (``AdapterInfo.features``):

@@ -40,15 +40,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ProfileError
 from ..models import LAYERS
-from ..redaction import SECRET_NAME
+from ..redaction import is_secret_name, mask_text
 
 if TYPE_CHECKING:
     from ..discovery import Registry
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SECRET_KEY = SECRET_NAME
-_PATH_KEY = re.compile(r"_(path|file)$", re.I)
-"""``private_key_file``, ``credentials_path``: where a secret is kept, not the secret itself."""
 _EXAMPLE_ADAPTER = {"data": "duckdb", "compute": "local", "orchestration": "local", "versioning": "local"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -179,8 +176,7 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
         if isinstance(value, dict):
             _reject_literal_secrets(source, layer, value, f"{prefix}{key}.")
         elif (
-            _SECRET_KEY.search(key)
-            and not _PATH_KEY.search(key)
+            is_secret_name(key)  # not private_key_file, secrets_arn: references, not secrets
             and isinstance(value, str)
             and value
             and not _ENV_REF.fullmatch(value)
@@ -189,6 +185,16 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
                 f"{source}: table [{layer}], key '{prefix}{key}' holds a literal secret. Profiles hold no "
                 f'secrets: reference the environment instead, e.g. {prefix}{key} = "${{{key.upper()}}}", '
                 "or rely on the service's own credential chain."
+            )
+        elif isinstance(value, str) and mask_text(_ENV_REF.sub("", value), []) != _ENV_REF.sub("", value):
+            shown = mask_text(value, [])
+            raise ProfileError(
+                f"{source}: table [{layer}], key '{prefix}{key}' holds a secret inside its value "
+                f"({shown!r}: a URL's password, an AccountKey or a signature). Profiles hold no secrets: take "
+                f'the whole value from the environment ({prefix}{key} = "${{{key.upper()}}}"), write the '
+                "password as a reference (user:${DB_PASSWORD}@host), name the variable that holds it "
+                '(password_env = "DB_PASSWORD", where the adapter offers it), or let the driver find the '
+                "credential (PGPASSWORD, ~/.pgpass, the cloud's credential chain)."
             )
 
 
@@ -263,10 +269,6 @@ def _holds_env_ref(value: Any) -> bool:
     return isinstance(value, str) and _ENV_REF.search(value) is not None
 
 
-_REFERENCE_KEY = re.compile(r"_(arn|env|path|file)$", re.I)
-"""``secrets_arn``, ``password_env``: where a secret is kept, not the secret: resolved like any key."""
-
-
 def remote_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     """A stack snapshot for a task on another machine: its non-secret ``${VAR}`` references are
     resolved here, in the driver, since the remote task does not have the driver's environment
@@ -280,7 +282,7 @@ def remote_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
     layers = {
         layer: {
             key: value
-            if key == "adapter" or (_SECRET_KEY.search(key) and not _REFERENCE_KEY.search(key))
+            if key == "adapter" or is_secret_name(key)  # lamina.redaction: *_arn, *_env... are references
             else resolve_env_refs(value, source, layer, key)
             for key, value in table.items()
         }
@@ -339,6 +341,6 @@ def _format_validation(
             parts.append(f"key '{key}' is required")
         else:
             # a value may have come from the environment: never echo one whose key names a secret
-            shown = "***" if _SECRET_KEY.search(key) else repr(err.get("input"))
+            shown = "***" if is_secret_name(key) else mask_text(repr(err.get("input")), [])
             parts.append(f"key '{key}': {err['msg']} (got {shown})")
     return f"{source}: table [{table}]: " + "; ".join(parts) + "."

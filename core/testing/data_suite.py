@@ -1,13 +1,13 @@
 """Conformance tests for data adapters (the ``DataSpec`` layer), in the style of fsspec's.
 
 Every data adapter, first-party or third-party, runs the same suite: subclass
-:class:`DataAdapterSuite` and provide a ``data_adapter`` fixture that returns a constructed
+:class:`DataSuite` and provide a ``data_adapter`` fixture that returns a constructed
 adapter plugin object (the object whose ``@hookimpl`` methods implement ``DataSpec``) over a
 writable place nobody else uses (a temporary project, a fresh schema)::
 
-    from lamina.testing.data_suite import DataAdapterSuite
+    from lamina.testing import DataSuite
 
-    class TestMyWarehouse(DataAdapterSuite):
+    class TestMyWarehouse(DataSuite):
         @pytest.fixture
         def data_adapter(self, tmp_path):
             return MyWarehouseData(MyWarehouseSettings(...), context)
@@ -18,12 +18,17 @@ differ; a subclass adapts the suite through a few class attributes and methods:
 
 * ``placeholder``: how the dialect writes a positional query parameter (``None`` skips the
   parameter test);
-* :meth:`DataAdapterSuite.snapshot_key`: the part of a snapshot's handle that identifies the
+* :meth:`DataSuite.snapshot_key`: the part of a snapshot's handle that identifies the
   data version (adapters whose handles carry a query id or a time override it);
-* :meth:`DataAdapterSuite.rows`: how a result is turned into comparable rows.
+* :meth:`DataSuite.rows`: how a result is turned into comparable rows;
+* ``booleans_in_queries`` and ``exact_averages``: where the adapter's database leaves the
+  portable types below (SQLite has no boolean type; Snowflake's ``AVG`` is an exact ``NUMBER``).
 
-For pytest's detailed assertion messages, call
-``pytest.register_assert_rewrite("lamina.testing.data_suite")`` before importing this module.
+The portable types, and how each maps to Arrow on every adapter (the suite checks them):
+
+============================  ==============================================================
+``DataAdapterSuite`` is the suite's earlier name, kept as an alias. The pytest plugin
+registers this module for assertion rewriting.
 """
 
 from __future__ import annotations
@@ -61,11 +66,16 @@ VISITS = pa.table(
 )
 
 
-class DataAdapterSuite:
+class DataSuite:
     """The behaviour every data adapter promises. Subclass it and provide ``data_adapter``."""
 
     placeholder: ClassVar[str | None] = "?"
     """A positional parameter in the adapter's SQL dialect; ``None`` skips the parameter test."""
+
+    booleans_in_queries: ClassVar[str] = "bool"
+    """How a boolean column comes back in a query result: ``"bool"``, or ``"integer"`` (0 / 1)."""
+    exact_averages: ClassVar[bool] = False
+    """Whether ``AVG`` comes back as an exact ``decimal128`` rather than ``float64``."""
 
     @pytest.fixture
     def data_adapter(self) -> Any:
@@ -191,6 +201,68 @@ class DataAdapterSuite:
         assert result.table.num_rows == 0
         assert [c.lower() for c in result.table.column_names] == ["id", "name"]
 
+    # -- portable types --------------------------------------------------------------------
+
+    def _column(self, table: pa.Table, name: str) -> pa.ChunkedArray:
+        lower = [n.lower() for n in table.column_names]
+        return table.column(lower.index(name))
+
+    def test_written_types_read_back_as_written(
+        self, data_adapter: Any, new_name: Callable[[str], str]
+    ) -> None:
+        name = new_name("people")
+        data_adapter.data_write(name, PEOPLE, "replace")
+        table = data_adapter.data_read(name).table
+        for field in PEOPLE.schema:
+            column = self._column(table, field.name)
+            if pa.types.is_integer(field.type):
+                assert pa.types.is_integer(column.type), (field.name, column.type)
+            else:
+                assert column.type == field.type, (field.name, column.type)
+        assert self._column(table, "active").type == pa.bool_()  # MariaDB's TINYINT(1) included
+
+    def test_booleans_in_a_query(self, data_adapter: Any, new_name: Callable[[str], str]) -> None:
+        name = new_name("people")
+        data_adapter.data_write(name, PEOPLE, "replace")
+        table = data_adapter.data_query(f"SELECT id, active FROM {name}", None).table
+        column = self._column(table, "active")
+        if self.booleans_in_queries == "bool":
+            assert column.type == pa.bool_(), column.type
+        else:
+            assert pa.types.is_integer(column.type) or column.type == pa.bool_(), column.type
+        assert [r["active"] for r in self.rows(table)] == [True, False, None]
+
+    def test_empty_strings_and_nulls_stay_apart(
+        self, data_adapter: Any, new_name: Callable[[str], str]
+    ) -> None:
+        name = new_name("texts")
+        texts = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "text": pa.array(["", None, "x"])})
+        data_adapter.data_write(name, texts, "replace")
+        assert self.rows(data_adapter.data_read(name).table) == texts.to_pylist()
+
+    def test_sum_and_avg_are_numbers(self, data_adapter: Any, new_name: Callable[[str], str]) -> None:
+        visits = new_name("visits")
+        data_adapter.data_write(visits, VISITS, "replace")
+        table = data_adapter.data_query(
+            f"SELECT person_id AS id, SUM(minutes) AS total, AVG(minutes) AS mean FROM {visits} GROUP BY person_id",
+            None,
+        ).table
+        total, mean = self._column(table, "total"), self._column(table, "mean")
+        assert (
+            pa.types.is_integer(total.type)
+            or pa.types.is_decimal(total.type)
+            or pa.types.is_floating(total.type)
+        ), total.type
+        if self.exact_averages:
+            assert pa.types.is_decimal(mean.type), mean.type
+        else:
+            assert mean.type == pa.float64(), mean.type
+        rows = self.rows(table)
+        assert [float(r["total"]) for r in rows] == [30.0, 5.0, 6.0]
+        assert [round(float(r["mean"]), 6) for r in rows] == [15.0, 5.0, 2.0]
+        overall = data_adapter.data_query(f"SELECT AVG(minutes) AS mean FROM {visits}", None).table
+        assert abs(float(self._column(overall, "mean")[0].as_py()) - 41 / 6) < 1e-4
+
     # -- errors ----------------------------------------------------------------------------
 
     def test_read_of_an_unknown_table_names_it_and_lists_tables(
@@ -270,3 +342,7 @@ class DataAdapterSuite:
     def test_close_after_use(self, data_adapter: Any, new_name: Callable[[str], str]) -> None:
         data_adapter.data_write(new_name("people"), PEOPLE, "replace")
         assert data_adapter.data_close() is None
+
+
+DataAdapterSuite = DataSuite
+"""The suite's earlier name, kept so existing adapters' tests keep working."""

@@ -5,7 +5,8 @@
 - ``lamina_stack``: the resolved ``local`` stack of that project.
 - ``run_flow``: runs a flow file in that project and returns the outcome.
 
-The conformance suites (``lamina.testing.data_suite`` ...) are rewritten for assertion details.
+The conformance suites (``lamina.testing.data_suite`` ...) are rewritten for assertion details,
+so a failing promise shows the values it compared.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
     from lamina.stack import Stack
 
 pytest.register_assert_rewrite(
-    "lamina.testing.data_suite", "lamina.testing.versioning_suite", "lamina.testing.orchestration_suite"
+    "lamina.testing.data_suite",
+    "lamina.testing.versioning_suite",
+    "lamina.testing.compute_suite",
+    "lamina.testing.stack_suite",
+    "lamina.testing.orchestration_suite",
+    "lamina.testing.suite_tools",
 )
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ArtifactNotFound, StoreError
+from ..errors import ArtifactNotFound, LaminaError, StoreError
 from ..models import ArtifactRef
-from . import layout
+from . import integrity, layout
+from .integrity import DamagedBlob
 from .serializers import CannotSerialize, Serializer, Sink, UnserializableArtifact, candidates, get_serializer
 
 
@@ -115,7 +116,11 @@ class ArtifactStore:
             key = layout.artifact_key(known.digest)
             if self.blobs.exists([key])[0]:
                 return ArtifactRef(
-                    key=key, serializer=serializer.name, size=known.size, type=type_name, meta=meta
+                    key=key,
+                    serializer=serializer.name,
+                    size=known.size,
+                    type=type_name,
+                    meta=_with_checksum(meta, known.fast_digest),
                 )
         with Sink(tmp, self.spill_at, hint) as sink:
             meta = serializer.dump(value, sink) or {}
@@ -123,24 +128,95 @@ class ArtifactStore:
             key = layout.artifact_key(result.digest)
             if not self.blobs.exists([key])[0]:
                 self.blobs.put(key, data=result.data, path=result.path, overwrite=False)
-        return ArtifactRef(key=key, serializer=serializer.name, size=result.size, type=type_name, meta=meta)
+        return ArtifactRef(
+            key=key,
+            serializer=serializer.name,
+            size=result.size,
+            type=type_name,
+            meta=_with_checksum(meta, result.fast_digest),
+        )
 
-    def load(self, ref: ArtifactRef) -> Any:
+    def load(self, ref: ArtifactRef, *, what: str | None = None) -> Any:
         """Rebuild the value of ``ref``, memory-mapped where the format and the store allow.
 
+        The bytes are checked first (see :mod:`lamina.versioning.integrity`): a damaged blob is
+        an error, never a wrong value. ``what`` names the artifact in errors (e.g. ``"artifact
+        'x' of task Flow/run/step/1"``).
+
+        :raises DamagedBlob: the blob's bytes are not the ones written (flipped, truncated).
         :raises StoreError: the blob is missing, or its serializer is not registered.
         """
+        what = what or f"the artifact stored under {ref.key!r}"
         serializer = get_serializer(ref.serializer)
+        digest = layout.digest_of(ref.key)
+        fast = ref.meta.get(integrity.CHECKSUM_META)
         path = self.blobs.local_path(ref.key)
         if path is None and ref.size >= self.map_at and _maps(serializer):
             path = self._cached(ref.key, ref.size)
+            if integrity.check_file(path, digest, ref.size, fast) is not None:
+                os.unlink(path)  # a damaged cached copy, not the store: fetch it again
+                path = self._cached(ref.key, ref.size)
         if path is not None:
-            return serializer.load_path(path, ref.meta)
+            try:
+                problem = integrity.check_file(path, digest, ref.size, fast)
+            except FileNotFoundError:
+                raise StoreError(_missing(ref.key)) from None
+            if problem is not None:
+                raise DamagedBlob(integrity.damaged_message(ref.key, problem, what), key=ref.key)
+            return self._deserialize(ref, what, lambda: serializer.load_path(path, ref.meta))
         try:
             data = self.blobs.get(ref.key)
         except KeyError:
             raise StoreError(_missing(ref.key)) from None
-        return serializer.load_bytes(data, ref.meta)
+        problem = integrity.check_bytes(data, digest, ref.size)
+        if problem is not None:
+            raise DamagedBlob(integrity.damaged_message(ref.key, problem, what), key=ref.key)
+        return self._deserialize(ref, what, lambda: serializer.load_bytes(data, ref.meta))
+
+    @staticmethod
+    def _deserialize(ref: ArtifactRef, what: str, load: Callable[[], Any]) -> Any:
+        try:
+            return load()
+        except LaminaError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as e:
+            # The bytes are the ones written, so this is not damage: the value's type cannot be
+            # rebuilt here (a class that moved, a library missing or of another version).
+            raise StoreError(
+                f"{what} ({ref.type or ref.serializer}, blob {ref.key!r}) is intact but cannot be "
+                f"rebuilt here: {type(e).__name__}: {e}. Install the libraries and versions the run "
+                "used (`lamina show RUN --json` lists its packages), or load it where the flow's "
+                "code is importable"
+            ) from e
+
+    def stored_bytes(self, key: str) -> bytes:
+        """The bytes under a content-addressed key (an artifact's, a code package's), checked
+        against their address, for tools that read blobs without loading them (``lamina ui``).
+
+        :raises ValueError: ``key`` is not a content address (it may point anywhere).
+        :raises StoreError: the blob is missing or does not match its address.
+        """
+        import hashlib
+
+        digest = layout.digest_of(key)
+        try:
+            data = self.blobs.get(key)
+        except KeyError:
+            raise StoreError(_missing(key)) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(f"the blob {key!r} does not match its content address: the store is damaged")
+        return data
+
+    @staticmethod
+    def is_content_key(key: str) -> bool:
+        """Whether ``key`` is a content address (of an artifact or a code package)."""
+        try:
+            layout.digest_of(key)
+        except ValueError:
+            return False
+        return True
 
     def _cached(self, key: str, size: int) -> str:
         """A local copy of ``key`` in the cache (content-addressed, so valid forever)."""
@@ -159,6 +235,10 @@ class ArtifactStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return str(target)
+
+
+def _with_checksum(meta: dict[str, Any], fast_digest: str | None) -> dict[str, Any]:
+    return meta if fast_digest is None else {**meta, integrity.CHECKSUM_META: fast_digest}
 
 
 def _maps(serializer: Serializer) -> bool:
@@ -198,7 +278,7 @@ class ArtifactNamespace:
             if ref is None:
                 existing = ", ".join(sorted(self._refs)) or "none"
                 raise ArtifactNotFound(f"{self._where} has no artifact {name!r}; its artifacts: {existing}")
-            self._values[name] = self._store.load(ref)
+            self._values[name] = self._store.load(ref, what=f"artifact {name!r} of {self._where}")
         return self._values[name]
 
     def __contains__(self, name: object) -> bool:

@@ -150,6 +150,11 @@ def log_key(flow: str, run_id: str, step: str, task_id: str, attempt: int, strea
     return attempt_prefix(flow, run_id, step, task_id, attempt) + f"{stream}.log"
 
 
+def card_key(flow: str, run_id: str, step: str, task_id: str, attempt: int) -> str:
+    """Key of a task attempt's card (one self-contained HTML document, see ``lamina.cards``)."""
+    return attempt_prefix(flow, run_id, step, task_id, attempt) + "card.html"
+
+
 def parse_task_record_key(key: str) -> tuple[str, str, str, str, int]:
     """Invert :func:`task_record_key`: ``(flow, run_id, step, task_id, attempt)``.
 

@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
@@ -56,13 +56,12 @@ from ..models import (
     TaskRecord,
     utcnow,
 )
-from ..redaction import SECRET_NAME
+from ..redaction import redact_mapping
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
-_SECRET = SECRET_NAME
 
 RunStatus = RunStatusName  # the one definition: lamina.models.RUN_STATUSES
 
@@ -82,12 +81,9 @@ def _stale_before() -> dt.datetime:
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every entry whose key looks like a secret replaced by ``"***"``."""
-    if isinstance(value, dict):
-        return {k: "***" if isinstance(k, str) and _SECRET.search(k) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+    """``value`` with every entry whose key is a secret name replaced by ``"***"`` and secrets in
+    string values (a URL's password...) masked: the one rule of :mod:`lamina.redaction`."""
+    return redact_mapping(value)
 
 
 class RunInfo(BaseModel):
@@ -148,7 +144,15 @@ class MetadataStore:
         self.engine = self._make_engine(busy_timeout)
         try:
             self._migrate()
-        except (OperationalError, ImportError) as e:
+        except DatabaseError as e:
+            self.engine.dispose()
+            if self._is_damaged(e):
+                raise StoreError(self._damaged_message(e)) from None
+            raise StoreError(
+                f"cannot open {self._where()}: {e.orig}. Check `metadata_url` in the stack's [versioning] "
+                "table, that the server runs and the credentials (PGPASSWORD, ~/.pgpass) are set"
+            ) from None
+        except ImportError as e:
             self.engine.dispose()
             raise StoreError(
                 f"cannot open {self._where()}: {e}. Check `metadata_url` in the stack's [versioning] "
@@ -192,11 +196,38 @@ class MetadataStore:
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(lamina_write=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(lamina_write=True)
+                with conn.begin():
+                    yield conn
+        except DatabaseError as e:
+            if self._is_damaged(e):
+                raise StoreError(self._damaged_message(e)) from None
+            raise
+
+    def _is_damaged(self, e: DatabaseError) -> bool:
+        """A SQLite file that is not (or no longer) a database, as opposed to a busy or missing one."""
+        text_ = str(e.orig).lower()
+        return self.url.get_backend_name() == "sqlite" and (
+            "not a database" in text_ or "malformed" in text_ or "file is encrypted" in text_
+        )
+
+    def _damaged_message(self, e: DatabaseError) -> str:
+        path = Path(self.url.database or "")
+        flows = sorted(p.name for p in (path.parent / "blobs" / "runs").glob("*") if p.is_dir())
+        each = (
+            " ".join(f"`lamina sync {f}`" for f in flows[:5]) + (" ..." if len(flows) > 5 else "")
+            if flows
+            else "`lamina sync FLOW` for each flow"
+        )
+        return (
+            f"{path} is not a Lamina metadata database (SQLite: {e.orig}): it is damaged or was "
+            "overwritten. The runs themselves are safe in the blob store; this file only indexes them. "
+            f"To rebuild it, move it aside (`mv {path} {path}.damaged`, with any -wal/-shm beside it), "
+            f"then run {each}."
+        )
 
     def revision(self) -> str | None:
         """The schema revision of the database, or ``None`` before the first migration."""
@@ -463,24 +494,24 @@ class MetadataStore:
         until: dt.datetime | None = None,
         run_ids: Sequence[str] | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[RunInfo]:
-        """Runs matching every given filter (``tags``: all of them), newest first."""
+        """Runs matching every given filter (``tags``: all of them), newest first.
+
+        ``limit`` and ``offset`` page through them in SQL (a page of thousands of runs reads only
+        its own rows).
+        """
+        newest_first = (s.runs.c.started_at.desc(), s.runs.c.id.desc())
         q = select(s.runs)
-        if flow is not None:
-            q = q.where(s.runs.c.flow == flow)
-        if status is not None:
-            q = q.where(_status_is(status, _stale_before()))
-        if user is not None:
-            q = q.where(s.runs.c.username == user)
-        if since is not None:
-            q = q.where(s.runs.c.started_at >= since)
-        if until is not None:
-            q = q.where(s.runs.c.started_at < until)
-        if run_ids is not None:
-            q = q.where(s.runs.c.id.in_(list(run_ids)))
-        for tag in tags:
-            q = q.where(s.runs.c.id.in_(select(s.tags.c.run_id).where(s.tags.c.tag == tag)))
-        q = q.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
+        if limit is not None or offset:
+            # Sort and skip over the narrow (started_at, id) pairs, then read only the page's full
+            # rows: sorting whole rows would carry every run's parameters and package list along.
+            page = _run_filters(select(s.runs.c.id), flow, tags, status, user, since, until, run_ids)
+            page = page.order_by(*newest_first).limit(limit).offset(offset or None)
+            q = q.where(s.runs.c.id.in_(page.scalar_subquery()))
+        else:
+            q = _run_filters(q, flow, tags, status, user, since, until, run_ids)
+        q = q.order_by(*newest_first)
         with self._tx(write=False) as conn:
             rows = conn.execute(q).mappings().all()
             tag_map: dict[str, list[str]] = {}
@@ -500,6 +531,23 @@ class MetadataStore:
             )
             for r in rows
         ]
+
+    def count_runs(
+        self,
+        flow: str | None = None,
+        *,
+        tags: Sequence[str] = (),
+        status: str | None = None,
+        user: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+    ) -> int:
+        """How many runs :meth:`runs` would return with the same filters and no limit."""
+        q = _run_filters(
+            select(func.count()).select_from(s.runs), flow, tags, status, user, since, until, None
+        )
+        with self._tx(write=False) as conn:
+            return int(conn.scalar(q) or 0)
 
     def latest_run_id(self, flow: str, *, status: str | None = None, user: str | None = None) -> str | None:
         """The id of the flow's newest run (optionally with that status or user), or ``None``."""
@@ -524,6 +572,17 @@ class MetadataStore:
         q = q.order_by(s.tasks.c.started_at, s.tasks.c.task_id, s.tasks.c.attempt)
         with self._tx(write=False) as conn:
             found = [TaskInfo(pk=r["id"], **_without(r, "id")) for r in conn.execute(q).mappings()]
+            if any(t.status == "running" for t in found):
+                # attempts left running by a run that ended (its driver killed) take its status:
+                # every view (client, show, ui) reads tasks here, so they all agree
+                row = conn.execute(
+                    select(s.runs.c.status, s.runs.c.heartbeat_at).where(s.runs.c.id == run_id)
+                ).first()
+                shown = _shown_status(row[0], row[1], _stale_before()) if row else "running"
+                if shown != "running":
+                    found = [
+                        t.model_copy(update={"status": shown}) if t.status == "running" else t for t in found
+                    ]
         if all_attempts:
             return found
         latest: dict[tuple[str, str], TaskInfo] = {}
@@ -633,6 +692,34 @@ def _status_is(status: str, stale: dt.datetime) -> Any:
     if status == "killed":
         return or_(c.status == "killed", dead)
     return c.status == status
+
+
+def _run_filters(
+    q: Any,
+    flow: str | None,
+    tags: Sequence[str],
+    status: str | None,
+    user: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    run_ids: Sequence[str] | None,
+) -> Any:
+    """``q`` restricted to the runs matching every given filter (shared by listing and counting)."""
+    if flow is not None:
+        q = q.where(s.runs.c.flow == flow)
+    if status is not None:
+        q = q.where(_status_is(status, _stale_before()))
+    if user is not None:
+        q = q.where(s.runs.c.username == user)
+    if since is not None:
+        q = q.where(s.runs.c.started_at >= since)
+    if until is not None:
+        q = q.where(s.runs.c.started_at < until)
+    if run_ids is not None:
+        q = q.where(s.runs.c.id.in_(list(run_ids)))
+    for tag in tags:
+        q = q.where(s.runs.c.id.in_(select(s.tags.c.run_id).where(s.tags.c.tag == tag)))
+    return q
 
 
 def _enable_wal(cur: Any, timeout: float) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import NotFound, StoreError
 from ..models import TaskRecord
 from . import layout
+from .integrity import DamagedBlob
 from .layout import new_run_id
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["RunStore", "new_run_id", "run_key_template"]
 
 Stream = Literal["stdout", "stderr"]
-TemplateKind = Literal["record", "params", "log"]
+TemplateKind = Literal["record", "params", "manifest", "log"]
 
 
 class RunStore:
@@ -65,19 +66,27 @@ class RunStore:
     def record_at(self, key: str) -> TaskRecord | None:
         """The record stored under ``key`` (as :meth:`save_record` returned it), or ``None``.
 
-        :raises StoreError: the bytes there are not a task record (a damaged store).
+        :raises DamagedBlob: the bytes there are not a task record (a damaged store).
         """
         try:
             raw = self.blobs.get(key)
         except KeyError:
             return None
-        try:
-            return TaskRecord.model_validate_json(raw)
-        except ValueError as e:
-            raise StoreError(
-                f"the task record {key!r} is damaged (not a valid record: {str(e).splitlines()[0]}). "
-                "Run `lamina verify` to see what else is affected; resume the run to recompute the task."
-            ) from e
+        return parse_record(raw, key)
+
+    def step_succeeded(self, flow: str, run_id: str, step: str) -> bool:
+        """Whether a task of ``step`` recorded success (for ``end``: whether the run succeeded)."""
+        for key in self.blobs.list(
+            layout.run_prefix(flow, run_id) + f"{layout.check_segment(step, 'step name')}/"
+        ):
+            try:
+                layout.parse_task_record_key(key)
+                record = self.record_at(key)
+            except (ValueError, StoreError):
+                continue  # a log, or a damaged record: not a success
+            if record is not None and record.ok:
+                return True
+        return False
 
     def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
         """The attempts of a task that stored a completion record, ascending."""
@@ -175,6 +184,12 @@ class RunStore:
         except KeyError:
             raise NotFound(f"nothing is stored under {key!r}") from None
 
+    def save_card(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, html: str) -> str:
+        """Store (or replace) an attempt's ``@card`` HTML document; return its key."""
+        key = layout.card_key(flow, run_id, step, task_id, attempt)
+        self.blobs.put(key, data=html.encode(), overwrite=True)
+        return key
+
     # -- run-level records ----------------------------------------------------------------
 
     def save_params(self, flow: str, run_id: str, params: dict[str, Any]) -> str:
@@ -208,6 +223,14 @@ class RunStore:
         """``user``'s latest run of ``flow`` as :meth:`set_latest_run` left it, or ``None``."""
         pointer = self._json(layout.latest_run_key(flow, user))
         return str(pointer["run_id"]) if pointer and pointer.get("run_id") else None
+
+    def flows(self) -> list[str]:
+        """Names of the flows that stored a run, sorted (from the latest-run pointers when there
+        are any, a cheap listing; else from the runs themselves)."""
+        names = {key.split("/")[1] for key in self.blobs.list("pointers/") if key.count("/") >= 2}
+        if not names:
+            names = {key.split("/")[1] for key in self.blobs.list(layout.RUNS_PREFIX) if key.count("/") >= 3}
+        return sorted(names)
 
     def run_ids(self, flow: str) -> list[str]:
         """Ids of every run of ``flow`` that stored anything, sorted (oldest first)."""
@@ -262,6 +285,24 @@ class RunStore:
         return value
 
 
+def parse_record(raw: bytes, key: str) -> TaskRecord:
+    """A task record from its stored JSON.
+
+    :raises DamagedBlob: the bytes are not a valid record (a damaged or truncated blob).
+    """
+    try:
+        return TaskRecord.model_validate_json(raw)
+    except ValueError as e:
+        first = str(e).splitlines()[1:2] or [str(e)[:200]]
+        raise DamagedBlob(
+            f"the blob store is damaged: the task record {key!r} is not a valid task record "
+            f"({first[0].strip()}). The task's results cannot be trusted: re-run it with "
+            "`python flow.py resume --origin-run-id RUN STEP`, or restore the file from a backup; "
+            "`lamina verify` lists every damaged blob",
+            key=key,
+        ) from None
+
+
 def _canonical(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True, default=str).encode()
 
@@ -277,6 +318,8 @@ def run_key_template(kind: TemplateKind, flow: str, step: str | None = None) -> 
     marker = "x-run"
     if kind == "params":
         return layout.run_params_key(flow, marker).replace(marker, "{run_id}")
+    if kind == "manifest":
+        return layout.run_manifest_key(flow, marker).replace(marker, "{run_id}")
     if step is None:
         raise ValueError(f"key_template({kind!r}) needs the step")
     if kind == "record":

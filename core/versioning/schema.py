@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest migration's revision: a database at this revision needs no Alembic import."""
 
 
@@ -85,6 +85,7 @@ runs = Table(
     Column("host", String(NAME)),
     Column("pid", Integer),
     Index("ix_runs_flow_started", "flow", "started_at"),
+    Index("ix_runs_started", "started_at", "id"),
     Index("ix_runs_username", "username"),
 )
 

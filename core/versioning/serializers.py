@@ -21,7 +21,8 @@ Built-ins, and why:
 ==============  =========================================================================
 
 Every format is self-describing, so a blob loads without its ``ArtifactRef.meta``; ``meta`` says
-what was chosen (``compression``, ``pickler``) for people and tools. Heavy libraries are
+what was chosen (``compression``, ``pickler``) for people and tools, and ``meta["preview"]`` holds
+a small safe summary of the value (:mod:`.previews`) that tools show without loading it. Heavy libraries are
 imported only when a value of their type shows up.
 """
 
@@ -42,6 +43,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import LaminaError, StoreError
+from . import previews
+from .integrity import new_fast_hash
 from .layout import OWNED_TEMP_SUFFIX
 
 CHUNK = 16 << 20
@@ -66,6 +69,8 @@ class SinkResult:
     size: int
     data: bytes | None
     path: str | None
+    fast_digest: str | None = None
+    """The xxh3-128 of the bytes (``None`` without ``xxhash``): what loads check a mapped blob by."""
 
 
 _PARALLEL_HASH_AT = 4 << 20
@@ -102,6 +107,7 @@ class Sink:
     def reset(self) -> None:
         """Forget everything written so far (a serializer changing its mind)."""
         self._hash = hashlib.sha256()
+        self._fast = new_fast_hash()
         self._size = 0
         self._mem: io.BytesIO | None = io.BytesIO() if self._keep else None
         self._file: io.BufferedWriter | None = None
@@ -128,10 +134,14 @@ class Sink:
             hasher.start()
             try:
                 self._file.write(view)
+                if self._fast is not None:
+                    self._fast.update(view)
             finally:
                 hasher.join()
         else:
             self._hash.update(view)
+            if self._fast is not None:
+                self._fast.update(view)
             if self._file is not None:
                 self._file.write(view)
             elif self._mem is not None:
@@ -153,9 +163,12 @@ class Sink:
         """Close the stream; the result's ``path`` stays valid until the sink is left."""
         if self._file is not None:
             self._file.close()
-            return SinkResult(self._hash.hexdigest(), self._size, None, self._path)
+            return SinkResult(self._hash.hexdigest(), self._size, None, self._path, self._fast_hex())
         data = self._mem.getvalue() if self._mem is not None else None
-        return SinkResult(self._hash.hexdigest(), self._size, data, None)
+        return SinkResult(self._hash.hexdigest(), self._size, data, None, self._fast_hex())
+
+    def _fast_hex(self) -> str | None:
+        return None if self._fast is None else str(self._fast.hexdigest())
 
     def _discard_file(self) -> None:
         if self._file is not None and not self._file.closed:
@@ -267,6 +280,12 @@ def candidates(value: Any) -> list[Serializer]:
     return [s for s in serializers() if s.accepts(value)]
 
 
+def _with_preview(meta: dict[str, Any], preview: dict[str, Any] | None) -> dict[str, Any]:
+    if preview is not None:
+        meta["preview"] = preview
+    return meta
+
+
 def _module(name: str) -> Any:
     """An already-imported module, or None: a value of its type cannot exist otherwise."""
     return sys.modules.get(name)
@@ -290,7 +309,7 @@ class ArrowSerializer(Serializer):
 
         with pa.ipc.new_file(out, value.schema) as writer:  # buffers reach `out` without copies
             writer.write_table(value)
-        return {"rows": value.num_rows}
+        return _with_preview({"rows": value.num_rows}, previews.safely(previews.table, value))
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         import pyarrow as pa
@@ -332,8 +351,9 @@ class PandasSerializer(ArrowSerializer):
             table = pa.Table.from_pandas(value, preserve_index=None)
         except (pa.ArrowException, TypeError, ValueError) as e:
             raise CannotSerialize(str(e)) from e
-        super().dump(table, out)
-        return {"rows": len(value)}
+        meta = super().dump(table, out)
+        meta["rows"] = len(value)
+        return meta
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         return _writable_frame(super().load_bytes(data, meta).to_pandas())
@@ -404,7 +424,8 @@ class NumpySerializer(Serializer):
             rows = max(1, CHUNK // max(1, value[0].nbytes))
             for start in range(0, value.shape[0], rows):
                 out.write(np.ascontiguousarray(value[start : start + rows]).reshape(-1).view(np.uint8))
-        return {"dtype": str(value.dtype), "shape": list(value.shape)}
+        meta = {"dtype": str(value.dtype), "shape": list(value.shape)}
+        return _with_preview(meta, previews.safely(previews.array, value))
 
     def load_bytes(self, data: bytes, meta: dict[str, Any]) -> Any:
         import numpy as np
@@ -474,6 +495,7 @@ class PickleSerializer(Serializer):
         body_len = pos - _OUTER.size
         flags = _FLAG_CLOUDPICKLE if cloud else 0
         meta: dict[str, Any] = {"pickler": "cloudpickle" if cloud else "pickle", "buffers": len(buffers)}
+        _with_preview(meta, previews.safely(previews.value, value, sum(p.nbytes for p in parts)))
         if body_len >= _COMPRESS_MIN and _worth_compressing(segments, body_len):
             out.write(_OUTER.pack(_MAGIC, flags | _FLAG_ZSTD, body_len))
             _zstd_write(segments, body_len, out)

@@ -24,6 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 SAGEMAKER_SYNC = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+SAGEMAKER_CREATE = "arn:aws:states:::sagemaker:createTrainingJob"
+SAGEMAKER_DESCRIBE = "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob"
+POLL_SECONDS = 2
 S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
 S3_PUT = "arn:aws:states:::aws-sdk:s3:putObject"
 MAX_FOREACH = 1000
@@ -61,9 +64,15 @@ class Compiler:
         job_name_stem: Callable[[str], str],
         secrets_arn: str | None = None,
         max_concurrency: int = 0,
+        wait: str = "sync",
+        poll_seconds: int = POLL_SECONDS,
     ) -> None:
         """:param task_arguments: a step's static container arguments (``deployed --boot ...``).
-        :param key_template: the run store's ``key_template(kind, flow, step)``."""
+        :param key_template: the run store's ``key_template(kind, flow, step)``.
+        :param wait: ``sync`` (Step Functions' ``.sync`` integration waits for each job) or
+            ``poll`` (a create, wait, describe, choice loop, with ``@retry`` compiled into it)."""
+        self.wait = wait
+        self.poll_seconds = poll_seconds
         self.flow = flow
         self.steps: dict[str, Any] = flow["steps"]
         self.name = flow["name"]
@@ -78,7 +87,7 @@ class Compiler:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _arguments(self, step: str, depth: int) -> tuple[str, int]:
+    def _arguments(self, step: str, depth: int, attempt: str = "$$.State.RetryCount") -> tuple[str, int]:
         """``ContainerArguments.$`` and the index of the attempt argument in it."""
         items: list[str] = []
         if self.secrets_arn:
@@ -86,12 +95,63 @@ class Compiler:
         items += [lit(arg) for arg in self.task_arguments(step)]
         items += [lit("--run-id"), "$.lamina.run_id", lit("--attempt")]
         attempt_index = len(items)
-        items.append(fmt(("$$.State.RetryCount",)))
+        items.append(fmt((attempt,)))
         for level in range(depth):
             items += [lit("--frame"), f"$.lamina.f{level}"]
         return array(*items), attempt_index
 
-    def task(self, step: str, depth: int) -> dict[str, Any]:
+    def task(self, step: str, depth: int) -> tuple[dict[str, dict[str, Any]], str]:
+        """The states that run one task of ``step`` (the first is named ``step``) and the name of
+        the last, which the caller links onward."""
+        if self.wait == "poll":
+            return self._poll_task(step, depth)
+        return {step: self._sync_task(step, depth)}, step
+
+    def _poll_task(self, step: str, depth: int) -> tuple[dict[str, dict[str, Any]], str]:
+        """create job -> wait -> describe -> choice: done, still running, or failed; a failed
+        attempt starts the next one while ``@retry`` allows (Step Functions' own ``Retry`` never
+        sees a job fail in this form)."""
+        params = json.loads(json.dumps(self.task_parameters(step)))
+        params.pop("TrainingJobName", None)
+        params["TrainingJobName.$"] = "$.job.name"
+        algo = params["AlgorithmSpecification"]
+        algo.pop("ContainerArguments", None)
+        arguments, _ = self._arguments(step, depth, attempt="$.try.n")
+        algo["ContainerArguments.$"] = arguments
+        retry = self.steps[step].get("decorators", {}).get("retry") or {}
+        attempts = 1 + int(retry.get("times", 0) or 0)
+        pause = max(1, int(60 * float(retry.get("minutes_between_retries", 0) or 0)))
+        n = {k: f"{step}: {k}" for k in ("name", "create", "wait", "describe", "check", "again", "retry", "failed", "done")}
+        states: dict[str, dict[str, Any]] = {
+            step: {"Type": "Pass", "Comment": f"step {step}: attempt 0", "Result": {"n": 0},
+                   "ResultPath": "$.try", "Next": n["name"]},
+            n["name"]: {"Type": "Pass", "Parameters": {"name.$": fmt(f"{self.job_name_stem(step)}-", ("States.UUID()",))},
+                        "ResultPath": "$.job", "Next": n["create"]},
+            n["create"]: {"Type": "Task", "Comment": f"step {step}: one SageMaker training job per attempt",
+                          "Resource": SAGEMAKER_CREATE, "Parameters": params, "ResultPath": None, "Next": n["wait"]},
+            n["wait"]: {"Type": "Wait", "Seconds": self.poll_seconds, "Next": n["describe"]},
+            n["describe"]: {"Type": "Task", "Resource": SAGEMAKER_DESCRIBE,
+                            "Parameters": {"TrainingJobName.$": "$.job.name"},
+                            "ResultSelector": {"status.$": "$.TrainingJobStatus"}, "ResultPath": "$.job_status",
+                            "Next": n["check"]},
+            n["check"]: {"Type": "Choice", "Choices": [
+                {"Variable": "$.job_status.status", "StringEquals": "Completed", "Next": n["done"]},
+                {"Or": [{"Variable": "$.job_status.status", "StringEquals": "InProgress"},
+                        {"Variable": "$.job_status.status", "StringEquals": "Stopping"}], "Next": n["wait"]},
+            ], "Default": n["retry"]},
+            n["retry"]: {"Type": "Choice", "Comment": f"@retry: {attempts} attempt(s) in all",
+                         "Choices": [{"Variable": "$.try.n", "NumericLessThan": attempts - 1, "Next": n["again"]}],
+                         "Default": n["failed"]},
+            n["again"]: {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.try.n, 1)"}, "ResultPath": "$.try",
+                         "Next": f"{step}: pause"},
+            f"{step}: pause": {"Type": "Wait", "Seconds": pause, "Next": n["name"]},
+            n["failed"]: {"Type": "Fail", "Error": "LaminaTaskFailed",
+                          "Cause": f"step {step}: the task's last attempt failed (see its record and logs)"},
+            n["done"]: {"Type": "Pass", "Parameters": {"attempt.$": fmt(("$.try.n",))}, "ResultPath": "$.split"},
+        }  # fmt: skip
+        return states, n["done"]
+
+    def _sync_task(self, step: str, depth: int) -> dict[str, Any]:
         params = json.loads(json.dumps(self.task_parameters(step)))
         params.pop("TrainingJobName", None)
         params["TrainingJobName.$"] = fmt(f"{self.job_name_stem(step)}-", ("States.UUID()",))
@@ -145,8 +205,9 @@ class Compiler:
     def emit(self, name: str, stop: str | None, depth: int, states: dict[str, Any]) -> None:
         """Add the states of ``name`` and what follows it, up to ``stop`` (a join, exclusive)."""
         node = self.steps[name]
-        state = self.task(name, depth)
-        states[name] = state
+        task_states, last = self.task(name, depth)
+        states.update(task_states)
+        state = task_states[last]
 
         def link(source: dict[str, Any], target: str) -> None:
             if target == stop:
@@ -223,16 +284,39 @@ class Compiler:
 
     def definition(self) -> dict[str, Any]:
         """The whole state machine (a dict; ``json.dumps`` it for the API)."""
+        deployment = "deployment:" + (self.flow.get("branch") or self.name)
+        manifest = {
+            "flow_name": self.name,
+            "run_id.$": "$.lamina.run_id",
+            "params.$": "$.parameters",
+            "user.$": "$.user",
+            "trigger.$": "$.trigger",
+            "tags": list(self.flow.get("tags", [])),
+            "code_key": self.flow.get("code_key"),
+            "stack": self.flow.get("stack", {}),
+            "deployed": True,
+        }
         states: dict[str, Any] = {
             "Input": {
                 "Type": "Choice",
-                "Comment": "executions take {'parameters': {...}}; without it the deployed defaults apply",
-                "Choices": [{"Variable": "$.parameters", "IsPresent": True, "Next": "Init"}],
+                "Comment": "executions take {'parameters': {...}, 'user': ..., 'trigger': ...}; without them "
+                "the deployed defaults apply and the run is the deployment's",
+                "Choices": [
+                    {"And": [{"Variable": "$.parameters", "IsPresent": True},
+                             {"Variable": "$.user", "IsPresent": True},
+                             {"Variable": "$.trigger", "IsPresent": True}], "Next": "Init"},
+                    {"Variable": "$.parameters", "IsPresent": True, "Next": "Deployment's run"},
+                ],
                 "Default": "Default parameters",
+            },
+            "Deployment's run": {
+                "Type": "Pass",
+                "Parameters": {"parameters.$": "$.parameters", "user": deployment, "trigger": None},
+                "Next": "Init",
             },
             "Default parameters": {
                 "Type": "Pass",
-                "Parameters": {"parameters": self.default_parameters()},
+                "Parameters": {"parameters": self.default_parameters(), "user": deployment, "trigger": None},
                 "Next": "Init",
             },
             "Init": {
@@ -241,6 +325,8 @@ class Compiler:
                 "Parameters": {
                     "lamina": {"run_id.$": "$$.Execution.Name", "t": "0"},
                     "parameters.$": "$.parameters",
+                    "user.$": "$.user",
+                    "trigger.$": "$.trigger",
                 },
                 "Next": "Save parameters",
             },
@@ -254,9 +340,29 @@ class Compiler:
                     "ContentType": "application/json",
                 },
                 "ResultPath": None,
-                "Next": "start",
+                "Next": "Manifest",
             },
-        }
+            "Manifest": {
+                "Type": "Pass",
+                "Comment": "what indexes the run in any metadata store (lamina sync, trigger --wait)",
+                "Parameters": manifest,
+                "ResultPath": "$.manifest",
+                "Next": "Save manifest",
+            },
+            "Save manifest": {
+                "Type": "Task",
+                "Resource": S3_PUT,
+                "Parameters": {
+                    "Bucket": self.bucket,
+                    "Key.$": self._key(self.key_template("manifest", self.name), run_id="$.lamina.run_id"),
+                    "Body.$": "States.JsonToString($.manifest)",
+                    "ContentType": "application/json",
+                },
+                "ResultPath": None,
+                "Next": "Run",
+            },
+            "Run": {"Type": "Pass", "Parameters": {"lamina.$": "$.lamina"}, "Next": "start"},
+        }  # fmt: skip
         self.emit("start", None, 0, states)
         return {
             "Comment": f"Lamina flow {self.name}: each task is a SageMaker training job",

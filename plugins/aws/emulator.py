@@ -37,8 +37,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +46,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from lamina.adapter import free_port, stop_group
+from lamina.adapter import Job, free_port, start_group, stop_group, wait_for_port
+from lamina.adapter import JobRunner as BaseJobRunner
 from lamina.errors import LaminaError
 
 REGION = "us-east-1"
@@ -80,17 +79,6 @@ def emulator_client(endpoint: str, service: str) -> Any:
         aws_access_key_id=EMULATOR_KEY,
         aws_secret_access_key=EMULATOR_KEY,
     )
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGTERM if the thread that started it dies without stopping it
-    (the emulator's process crashing, or killed)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 # -- moto's SageMaker, made to behave like the service for the job runner -------------------
@@ -158,6 +146,206 @@ class _MotoSageMakerPatch:
         self._saved = {}
 
 
+class _MotoSdkBodyPatch:
+    """Step Functions returns an ``aws-sdk:s3:getObject`` Body as a string; moto's interpreter hands
+    states the raw stream, which ``States.StringToJson`` cannot read. Read it, as the service does."""
+
+    def __init__(self) -> None:
+        self._saved: Any = None
+
+    def install(self) -> None:
+        from botocore.response import StreamingBody
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_aws_sdk as sdk,
+        )
+
+        cls = sdk.StateTaskServiceAwsSdk
+        original = cls._eval_service_task
+        self._saved = (cls, original)
+
+        def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, env, *args, **kwargs)
+            response = env.stack[-1] if env.stack else None
+            if isinstance(response, dict):
+                for key, value in list(response.items()):
+                    if isinstance(value, StreamingBody):
+                        response[key] = value.read().decode("utf-8", errors="replace")
+            return result
+
+        cls._eval_service_task = _eval_service_task  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            cls, original = self._saved
+            cls._eval_service_task = original
+            self._saved = None
+
+
+class EventRouter:
+    """What moto's EventBridge does not do: deliver to a state machine target, report Step
+    Functions executions' status changes to the bus (as the service does natively), and fire
+    schedules. Events then reach the same entry point the cloud would call: StartExecution on the
+    rule's target, with the rule's input transformer applied to the event."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.started: list[str] = []
+        """Executions this router started (tests read it)."""
+        self.errors: list[str] = []
+        self._saved: Any = None
+        self._stop = threading.Event()
+        self._seen: set[str] = set()
+        self._fired: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._loop, name="lamina-event-router", daemon=True)
+
+    def install(self) -> None:
+        from moto.events.models import Rule
+        from moto.events.utils import EventTemplateParser
+
+        original = Rule.send_to_targets
+        self._saved = (Rule, original)
+        router = self
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            states = [t for t in rule.targets if ":states:" in t["Arn"]]
+            scheduled = getattr(rule, "scheduled_expression", None)  # fired by time, not by events
+            if states and not scheduled and rule.event_pattern.matches_event(original_event):
+                for target in states:
+                    transformer = target.get("InputTransformer") or {}
+                    if transformer:
+                        event: Any = EventTemplateParser.parse(
+                            input_template=str(transformer.get("InputTemplate") or ""),
+                            input_paths_map=transformer.get("InputPathsMap", {}),
+                            event=original_event,
+                        )
+                    else:
+                        event = json.loads(target["Input"]) if target.get("Input") else original_event
+                    router.start(target["Arn"], event)
+            others = [t for t in rule.targets if ":states:" not in t["Arn"]]
+            if others:
+                saved, rule.targets = rule.targets, others
+                try:
+                    original(rule, original_event, transform_input)
+                finally:
+                    rule.targets = saved
+
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+        self._sfn = emulator_client(self.endpoint, "stepfunctions")
+        self._thread.start()
+
+    def uninstall(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._saved is not None:
+            cls, original = self._saved
+            cls.send_to_targets = original
+            self._saved = None
+
+    def start(self, machine_arn: str, event: Any) -> None:
+        """StartExecution, off the thread that serves moto's request."""
+        from lamina.adapter import new_run_id
+
+        payload = event if isinstance(event, str) else json.dumps(event, default=str)
+
+        def go() -> None:
+            try:
+                name = new_run_id()
+                self._sfn.start_execution(stateMachineArn=machine_arn, name=name, input=payload)
+                self.started.append(name)
+            except Exception as exc:
+                self.errors.append(f"starting {machine_arn}: {type(exc).__name__}: {exc}")
+
+        threading.Thread(target=go, daemon=True).start()
+
+    def _rules(self) -> list[Any]:
+        from moto.events.models import events_backends
+
+        bus = events_backends[ACCOUNT][REGION].event_buses.get("default")
+        return list(bus.rules.values()) if bus is not None else []
+
+    def tick(self, rule_name: str) -> None:
+        """Fire a schedule rule now, as its schedule would."""
+        for rule in self._rules():
+            if rule.name == rule_name:
+                for target in rule.targets:
+                    if ":states:" in target["Arn"]:
+                        self.start(target["Arn"], json.loads(target.get("Input") or "{}"))
+                return
+        raise LaminaError(f"no EventBridge rule {rule_name!r}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._report_executions()
+                self._fire_schedules()
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _report_executions(self) -> None:
+        for machine in self._sfn.list_state_machines().get("stateMachines", []):
+            for execution in self._sfn.list_executions(stateMachineArn=machine["stateMachineArn"]).get("executions", []):
+                key = f"{execution['executionArn']}:{execution['status']}"
+                if execution["status"] == "RUNNING" or key in self._seen:
+                    continue
+                self._seen.add(key)
+                detail = {
+                    "executionArn": execution["executionArn"], "stateMachineArn": machine["stateMachineArn"],
+                    "name": execution["name"], "status": execution["status"],
+                    "stopDate": str(execution.get("stopDate") or ""),
+                }  # fmt: skip
+                message = {
+                    "version": "0", "id": key, "detail-type": "Step Functions Execution Status Change",
+                    "source": "aws.states", "account": ACCOUNT, "time": dt.datetime.now(dt.UTC).isoformat(),
+                    "region": REGION, "resources": [execution["executionArn"]], "detail": detail,
+                    "ingestion-time": time.time(),
+                }  # fmt: skip
+                for rule in self._rules():
+                    rule.send_to_targets(message)
+
+    def _fire_schedules(self) -> None:
+        now = time.time()
+        for rule in self._rules():
+            expression = getattr(rule, "scheduled_expression", None)
+            if not expression or getattr(rule, "state", "ENABLED") != "ENABLED":
+                continue
+            last = self._fired.setdefault(rule.name, now)
+            if _due(expression, last, now):
+                self._fired[rule.name] = now
+                self.tick(rule.name)
+
+
+def _due(expression: str, last: float, now: float) -> bool:
+    """Whether a ``rate(...)`` or ``cron(...)`` schedule fires between ``last`` and ``now``."""
+    import re as _re
+
+    rate = _re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if rate:
+        unit = {"minute": 60, "hour": 3600, "day": 86400}[rate.group(2).rstrip("s")]
+        return now - last >= int(rate.group(1)) * unit
+    cron = _re.fullmatch(r"cron\((.+)\)", expression.strip())
+    if not cron or int(now // 60) == int(last // 60):
+        return False
+    fields = cron.group(1).split()
+    when = dt.datetime.fromtimestamp(now, dt.UTC)
+    values = [when.minute, when.hour, when.day, when.month, when.isoweekday() % 7 + 1]
+
+    def matches(field: str, value: int) -> bool:
+        if field in ("*", "?"):
+            return True
+        for part in field.split(","):
+            base, _, step = part.partition("/")
+            lo, _, hi = base.partition("-")
+            low = 0 if lo == "*" else int(lo)
+            high = 10**6 if lo == "*" else int(hi or lo)
+            if low <= value <= high and (value - low) % int(step or 1) == 0:
+                return True
+        return False
+
+    return all(matches(f, v) for f, v in zip(fields[:5], values, strict=False))
+
+
 def _moto_job(name: str) -> Any:
     from moto.sagemaker.models import sagemaker_backends
 
@@ -167,125 +355,52 @@ def _moto_job(name: str) -> Any:
 # -- the job runner ------------------------------------------------------------------------
 
 
-class JobRunner:
-    """Runs the training jobs submitted to moto, as SageMaker runs their containers."""
+class JobRunner(BaseJobRunner):
+    """Runs the training jobs submitted to moto, as SageMaker runs their containers: the job's
+    ``ContainerEntrypoint`` + ``ContainerArguments``, with its ``Environment`` and AWS pointed at
+    moto. The job's status follows the process, its output goes to the emulated CloudWatch Logs."""
 
     def __init__(self, endpoint: str, workdir: Path, job_env: dict[str, str], max_parallel: int = 8) -> None:
+        super().__init__(workdir, job_env, self._discover, self._finished, max_parallel=max_parallel)
         self.endpoint = endpoint
-        self.workdir = workdir
-        self.job_env = job_env
-        self.slots = threading.Semaphore(max_parallel)
         self.seen: set[str] = set()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.stopping: set[str] = set()
-        self.ran: list[str] = []
-        """Names of the jobs run, in order of start (tests read it)."""
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._poller = threading.Thread(target=self._poll_loop, name="lamina-job-runner", daemon=True)
 
     def start(self) -> None:
         self._sagemaker = emulator_client(self.endpoint, "sagemaker")
         self._logs = emulator_client(self.endpoint, "logs")
-        self._poller.start()
+        super().start()
 
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                paginator = self._sagemaker.get_paginator("list_training_jobs")
-                for page in paginator.paginate(MaxResults=100):
-                    for summary in page.get("TrainingJobSummaries", []):
-                        name = summary["TrainingJobName"]
-                        if name not in self.seen and summary["TrainingJobStatus"] == "InProgress":
-                            self.seen.add(name)
-                            thread = threading.Thread(target=self._run_job, args=(name,), daemon=True)
-                            self._threads.append(thread)
-                            thread.start()
-            except Exception as exc:  # the runner must survive a moto reset or a hiccup
-                if not self._stop.is_set():
-                    self.errors.append(f"polling: {type(exc).__name__}: {exc}")
-            self._stop.wait(0.05)
-
-    def _command(self, spec: dict[str, Any]) -> list[str]:
-        algo = spec.get("AlgorithmSpecification", {})
-        command = list(algo.get("ContainerEntrypoint") or []) + list(algo.get("ContainerArguments") or [])
-        if not command:
-            raise LaminaError(
-                "the job has no ContainerEntrypoint: the emulator cannot run an image's own entry point"
-            )
-        if Path(command[0]).name in ("python", "python3"):
-            command[0] = sys.executable  # the image's interpreter is this one
-        return command
-
-    def _run_job(self, name: str) -> None:
-        with self.slots:
-            if self._stop.is_set():
-                return
-            job_dir = self.workdir / "jobs" / name
-            (job_dir / "tmp").mkdir(parents=True, exist_ok=True)
-            try:
+    def _discover(self) -> list[Job]:
+        found = []
+        for page in self._sagemaker.get_paginator("list_training_jobs").paginate(MaxResults=100):
+            for summary in page.get("TrainingJobSummaries", []):
+                name = summary["TrainingJobName"]
+                if name in self.seen or summary["TrainingJobStatus"] != "InProgress":
+                    continue
+                self.seen.add(name)
                 spec = self._sagemaker.describe_training_job(TrainingJobName=name)
-                command = self._command(spec)
-            except Exception as exc:
-                self._finish(name, 2, f"the emulator could not start the job: {exc}", b"")
-                return
-            environment = dict(self.job_env)
-            environment.update(getattr(_moto_job(name), "environment", None) or {})
-            environment.update(
-                {
-                    "TRAINING_JOB_NAME": name,
-                    "SM_CURRENT_HOST": "algo-1",
-                    "LAMINA_CODE_DIR": str(self.workdir / "code"),
-                    "TMPDIR": str(job_dir / "tmp"),
-                    "HOME": str(job_dir),
-                }
-            )
-            (job_dir / "hyperparameters.json").write_text(json.dumps(spec.get("HyperParameters", {})))
-            with self._lock:
-                if name in self.stopping:
-                    self._finish(name, -signal.SIGTERM, "", b"")
-                    return
-                proc = subprocess.Popen(
-                    command,
-                    cwd=job_dir,
-                    env=environment,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
-                self.procs[name] = proc
-                self.ran.append(name)
-            assert proc.stdout is not None
-            output = proc.stdout.read()
-            code = proc.wait()
-            with self._lock:
-                self.procs.pop(name, None)
-            (job_dir / "output.log").write_bytes(output)
-            self._finish(name, code, "", output)
+                algo = spec.get("AlgorithmSpecification", {})
+                env = dict(getattr(_moto_job(name), "environment", None) or {})
+                env.update({"TRAINING_JOB_NAME": name, "SM_CURRENT_HOST": "algo-1"})
+                command = list(algo.get("ContainerEntrypoint") or []) + list(algo.get("ContainerArguments") or [])
+                found.append(Job(name=name, command=command, env=env))
+        return found
 
-    def _finish(self, name: str, code: int, reason: str, output: bytes) -> None:
-        job = _moto_job(name)
-        stopped = name in self.stopping
-        if job is not None:
-            job.training_end_time = dt.datetime.now(dt.UTC)
-            if stopped:
-                job.training_job_status = job.secondary_status = "Stopped"
-            elif code == 0:
-                job.training_job_status = job.secondary_status = "Completed"
+    def _finished(self, job: Job) -> None:
+        moto_job = _moto_job(job.name)
+        if moto_job is not None:
+            moto_job.training_end_time = dt.datetime.now(dt.UTC)
+            if job.stopped:
+                moto_job.training_job_status = moto_job.secondary_status = "Stopped"
+            elif job.exit_code == 0:
+                moto_job.training_job_status = moto_job.secondary_status = "Completed"
             else:
-                tail = output.decode(errors="replace").strip().splitlines()[-3:]
-                job.training_job_status = job.secondary_status = "Failed"
-                job.failure_reason = (
-                    reason
-                    or (f"AlgorithmError: the container exited with status {code}: " + " | ".join(tail))[
-                        :1024
-                    ]
-                )
-        self._write_logs(name, output)
+                tail = job.output.decode(errors="replace").strip().splitlines()[-3:]
+                moto_job.training_job_status = moto_job.secondary_status = "Failed"
+                moto_job.failure_reason = (
+                    f"AlgorithmError: the container exited with status {job.exit_code}: " + " | ".join(tail)
+                )[:1024]
+        self._write_logs(job.name, job.output)
 
     def _write_logs(self, name: str, output: bytes) -> None:
         lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
@@ -308,24 +423,6 @@ class JobRunner:
                 )
         except Exception as exc:
             self.errors.append(f"logs of {name}: {type(exc).__name__}: {exc}")
-
-    def stop_job(self, name: str) -> None:
-        """``StopTrainingJob``: SIGTERM the job's processes (SIGKILL after a grace period)."""
-        with self._lock:
-            self.stopping.add(name)
-            proc = self.procs.get(name)
-        if proc is not None:
-            threading.Thread(target=stop_group, args=(proc, 10.0), daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._poller.join(timeout=10)
-        with self._lock:
-            procs = list(self.procs.values())
-        for proc in procs:
-            stop_group(proc, grace=3.0)
-        for thread in self._threads:
-            thread.join(timeout=10)
 
 
 # -- the emulator --------------------------------------------------------------------------
@@ -359,6 +456,8 @@ class AwsEmulator:
         self._moto: Any = None
         self._fakesnow: subprocess.Popen[bytes] | None = None
         self._patch: _MotoSageMakerPatch | None = None
+        self._sdk_patch: _MotoSdkBodyPatch | None = None
+        self.events: EventRouter | None = None
         self._owns_slot = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -396,6 +495,10 @@ class AwsEmulator:
                 self._start_fakesnow()
             if self.aws:
                 self._start_moto()
+                self._sdk_patch = _MotoSdkBodyPatch()
+                self._sdk_patch.install()
+                self.events = EventRouter(self.endpoint)
+                self.events.install()
             self.env = self._environment()
             self._provision()
             if "sagemaker" in self.services:
@@ -414,33 +517,26 @@ class AwsEmulator:
         tmp.mkdir()
         self.snowflake_port = free_port()
         logfile = open(self.workdir / "fakesnow.log", "wb")  # noqa: SIM115 - owned by the process
-        self._fakesnow = subprocess.Popen(
+        self._fakesnow = start_group(
             [sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(self.snowflake_port)],
             env={**os.environ, "TMPDIR": str(tmp)},
-            stdin=subprocess.DEVNULL,
             stdout=logfile,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         logfile.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._fakesnow.poll() is not None:
-                raise LaminaError(
-                    f"fakesnow exited with status {self._fakesnow.returncode} before listening:\n"
-                    + (self.workdir / "fakesnow.log").read_text(errors="replace")[-2000:]
-                )
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.snowflake_port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise LaminaError(f"fakesnow did not listen on 127.0.0.1:{self.snowflake_port} within 60 s")
+        try:
+            wait_for_port(self.snowflake_port, timeout=60, proc=self._fakesnow, what="fakesnow")
+        except LaminaError as exc:
+            raise LaminaError(
+                f"{exc}:\n" + (self.workdir / "fakesnow.log").read_text(errors="replace")[-2000:]
+            ) from None
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto's state machine interpreter logs every integration it forwards: noise to a flow's user
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -450,6 +546,18 @@ class AwsEmulator:
 
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=30
+        )
+        # moto's Step Functions interpreter (in this process) executes state machines, calling its
+        # own services at localhost:$MOTO_PORT
+        os.environ["MOTO_PORT"] = str(port)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{self.endpoint}/moto-api/config",
+                data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            ),
+            timeout=30,
         )
 
     def _environment(self) -> dict[str, str]:
@@ -490,6 +598,8 @@ class AwsEmulator:
             "LAMINA_SAGEMAKER_POLL_INTERVAL": str(self.poll_interval),
             "LAMINA_SAGEMAKER_SECRETS_ARN": self.secret_arn,
             "LAMINA_SFN_ROLE": SFN_ROLE,
+            "LAMINA_SFN_WAIT": "poll",  # moto cannot execute the .sync integration; it runs the loop form
+            "LAMINA_SFN_POLL_SECONDS": "1",
             "LAMINA_EMULATED_STACK": "aws-sagemaker",
         }
 
@@ -568,6 +678,12 @@ class AwsEmulator:
         if self._patch is not None:
             self._patch.uninstall()
             self._patch = None
+        if self._sdk_patch is not None:
+            self._sdk_patch.uninstall()
+            self._sdk_patch = None
+        if self.events is not None:
+            self.events.uninstall()
+            self.events = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

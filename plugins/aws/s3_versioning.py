@@ -59,10 +59,6 @@ class S3VersioningSettings(AdapterSettings):
     server_side_encryption: str | None = Field(default=None, description="'AES256' or 'aws:kms'")
     kms_key_id: str | None = Field(default=None, description="KMS key for 'aws:kms' encryption")
 
-    @field_validator("region", "endpoint_url", "server_side_encryption", "kms_key_id", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("bucket")
     @classmethod

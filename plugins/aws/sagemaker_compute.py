@@ -78,10 +78,6 @@ class SageMakerSettings(AdapterSettings):
     tags: dict[str, str] = Field(default_factory=dict)
     endpoint_url: str | None = None
 
-    @field_validator("region", "output_path", "secrets_arn", "endpoint_url", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("subnets", "security_group_ids", mode="before")
     @classmethod

@@ -55,7 +55,7 @@ from lamina.data_tools import (
 from lamina.errors import DataError, LaminaError, TransientError
 from lamina.hookspecs import AdapterContext, hookimpl
 from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DataResult, DataSnapshot
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -102,13 +102,6 @@ class SnowflakeSettings(AdapterSettings):
     insert_batch_rows: int = Field(default=2_000, ge=1, description="rows per INSERT statement")
     lowercase_names: bool = Field(default=True, description="return upper-case simple names in lower case")
 
-    @field_validator(
-        "account", "user", "role", "warehouse", "database", "schema_", "authenticator", "connection_name",
-        "private_key_file", "host", "port", "protocol", "network_timeout", mode="before",
-    )  # fmt: skip
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
 
 class SnowflakeTransient(DataError, TransientError):

@@ -17,11 +17,13 @@ records the run in the metadata database (the tasks cannot reach a laptop's SQLi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from lamina.adapter import (
     check_trigger_parameters,
+    current_user,
     deploy_template,
+    deployment_name,
     new_run_id,
     remote_snapshot,
     run_key_template,
@@ -29,7 +31,15 @@ from lamina.adapter import (
 )
 from lamina.errors import LaminaError, NotFound, ParameterError
 from lamina.hookspecs import AdapterContext, hookimpl
-from lamina.models import AdapterInfo, AdapterSettings, CheckResult, DeployResult, RunState, RunStatusName
+from lamina.models import (
+    AdapterInfo,
+    AdapterSettings,
+    CheckResult,
+    Deployment,
+    DeployResult,
+    RunState,
+    RunStatusName,
+)
 from pydantic import Field, field_validator
 
 from . import _aws
@@ -37,6 +47,11 @@ from .asl import Compiler, to_aws_schedule
 
 ADAPTER_NAME = "step-functions"
 TEMPLATE_TAG = "lamina:template"
+EVENT_SOURCE = "lamina"
+EVENT_TYPE = "lamina.event"
+PROJECT_TAG = "lamina:project"
+BRANCH_TAG = "lamina:branch"
+SCHEDULE_TAG = "lamina:schedule"
 
 
 class StepFunctionsSettings(AdapterSettings):
@@ -48,11 +63,13 @@ class StepFunctionsSettings(AdapterSettings):
     name_prefix: str = Field(default="lamina-", description="state machine names are prefix + flow name")
     events_role: str | None = Field(default=None, description="role EventBridge uses to start schedules")
     max_concurrency: int = Field(default=0, ge=0, description="parallel foreach tasks (0: no limit)")
+    wait: Literal["sync", "poll"] = Field(
+        default="sync",
+        description="how a state waits for a task's job: 'sync' (the .sync integration, the default on AWS) "
+        "or 'poll' (a create, wait, describe, choice loop with @retry compiled in; the emulated stack's)",
+    )
+    poll_seconds: int = Field(default=10, ge=1, le=3600, description="'poll': seconds between job status checks")
 
-    @field_validator("region", "endpoint_url", "events_role", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("role")
     @classmethod
@@ -75,8 +92,9 @@ class StepFunctionsOrchestration:
     def _client(self, service: str) -> Any:
         return _aws.client(service, self.settings.region, endpoint_url=self.settings.endpoint_url)
 
-    def machine_name(self, flow_name: str) -> str:
-        return f"{self.settings.name_prefix}{flow_name}"[:80]
+    def machine_name(self, flow_name: str, project: str | None = None, branch: str | None = None) -> str:
+        """The state machine of a deployment (80 characters at most, by Lamina's one naming rule)."""
+        return deployment_name(flow_name, project, branch, prefix=self.settings.name_prefix, max_length=80)
 
     # -- compiling -------------------------------------------------------------------------
 
@@ -142,6 +160,8 @@ class StepFunctionsOrchestration:
             job_name_stem=stem,
             secrets_arn=sm.secrets_arn,
             max_concurrency=self.settings.max_concurrency,
+            wait=self.settings.wait,
+            poll_seconds=self.settings.poll_seconds,
         )
         definition = compiler.definition()
         return definition, uri
@@ -150,10 +170,10 @@ class StepFunctionsOrchestration:
 
     @hookimpl
     def orchestration_deploy(self, flow: dict[str, Any], schedule: str | None, dry_run: bool) -> DeployResult:
-        """Create or update the flow's state machine (and its schedule). Idempotent.
+        """Create or update the flow's state machine (and its schedule), one per ``@project``
+        branch. Idempotent.
 
-        :param flow: ``FlowGraph.describe()`` plus ``code_key``, ``stack``, ``flow_file``,
-            ``parameters`` (see :func:`lamina.runtime.deploy.deploy_flow`).
+        :param flow: the flow descriptor (see :func:`lamina.runtime.deploy.deploy_flow`).
         :raises LaminaError: the stack cannot run deployed flows, or AWS refused (what and why).
         """
         from botocore.exceptions import ClientError
@@ -171,54 +191,162 @@ class StepFunctionsOrchestration:
                     "and a scheduled run cannot give them. Give them defaults, or trigger runs with `lamina trigger`."
                 )
         definition, uri = self.compile(flow)
-        name = self.machine_name(flow["name"])
+        project, branch = flow.get("project"), flow.get("branch")
+        name = self.machine_name(flow["name"], project, branch)
+        rules = self._trigger_rules(flow)
+        creates = [f"Step Functions state machine {name}"]
+        if aws_schedule:
+            creates.append(f"EventBridge rule {self.rule_name(flow['name'], project, branch)} ({aws_schedule})")
+        creates += [f"EventBridge rule {rule} ({what})" for rule, (what, _, _) in rules.items()]
         if dry_run:
             return DeployResult(
                 flow_name=flow["name"], target=f"(dry run) state machine {name}", definition=definition,
-                schedule=aws_schedule, dry_run=True,
+                schedule=aws_schedule, dry_run=True, creates=creates,
             )  # fmt: skip
         sfn = self._client("stepfunctions")
         body = json.dumps(definition)
-        arn = self._find(name)
+        arn = self._find(flow["name"], branch)
+        tags = {"lamina:flow": flow["name"], TEMPLATE_TAG: uri, SCHEDULE_TAG: aws_schedule or "-"}
+        if project:
+            tags.update({PROJECT_TAG: project, BRANCH_TAG: branch or ""})
+        tag_list = [{"key": k, "value": v} for k, v in tags.items()]
         try:
             with _aws.translated(f"deploying the state machine {name}"):
                 if arn is None:
                     arn = sfn.create_state_machine(
-                        name=name,
-                        definition=body,
-                        roleArn=self.settings.role,
-                        type="STANDARD",
-                        tags=[
-                            {"key": "lamina:flow", "value": flow["name"]},
-                            {"key": TEMPLATE_TAG, "value": uri},
-                        ],
+                        name=name, definition=body, roleArn=self.settings.role, type="STANDARD", tags=tag_list
                     )["stateMachineArn"]
                 else:
                     sfn.update_state_machine(stateMachineArn=arn, definition=body, roleArn=self.settings.role)
-                    sfn.tag_resource(resourceArn=arn, tags=[{"key": TEMPLATE_TAG, "value": uri}])
+                    sfn.tag_resource(resourceArn=arn, tags=tag_list)
         except ClientError as exc:
             raise LaminaError(
                 f"Step Functions refused the state machine {name}: {_aws.error_message(exc)}. Check that "
                 f"{self.settings.role} exists and may be passed (iam:PassRole), and run `lamina stack check`."
             ) from exc
-        self._schedule(name, arn, aws_schedule, flow)
-        return DeployResult(flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule)
+        self._schedule(self.rule_name(flow["name"], project, branch), arn, aws_schedule, flow)
+        self._apply_triggers(flow, arn, self._trigger_rules(flow, arn))
+        return DeployResult(
+            flow_name=flow["name"], target=arn, definition=definition, schedule=aws_schedule, creates=creates
+        )
 
-    def _find(self, name: str) -> str | None:
+    def _trigger_rules(
+        self, flow: dict[str, Any], arn: str = "arn:aws:states:REGION:ACCOUNT:stateMachine:x"
+    ) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+        """``{rule name: (what, event pattern, trigger)}`` for the flow's @trigger and
+        @trigger_on_finish: a business event on the bus, or an upstream state machine (same branch)
+        succeeding, as Step Functions itself reports it to EventBridge."""
+        project, branch = flow.get("project"), flow.get("branch")
+        triggers = flow.get("triggers") or {}
+        out: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        for event in triggers.get("events", []):
+            rule = deployment_name(f"{flow['name']}-on-{event}", project, branch, prefix=self.settings.name_prefix, max_length=64)
+            pattern = {"source": [EVENT_SOURCE], "detail-type": [EVENT_TYPE], "detail": {"name": [event]}}
+            out[rule] = (f"event {event}", pattern, {"type": "event", "name": event})
+        for upstream in triggers.get("flows", []):
+            rule = deployment_name(f"{flow['name']}-after-{upstream}", project, branch, prefix=self.settings.name_prefix, max_length=64)
+            machine = self.machine_name(upstream, project, branch)
+            pattern = {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [arn.rsplit(":", 1)[0] + f":{machine}"]},
+            }
+            out[rule] = (f"a run of {upstream} succeeding", pattern, {"type": "run", "name": upstream})
+        return out
+
+    def _apply_triggers(self, flow: dict[str, Any], arn: str, rules: dict[str, Any]) -> None:
+        """Create the trigger rules (their target starts the state machine with the event in the
+        run's input) and remove the deployment's rules that no longer trigger it."""
+        events = self._client("events")
+        defaults = {n: p.get("default") for n, p in flow.get("parameters", {}).items()}
+        owner = f"deployment:{flow.get('branch') or flow['name']}"
+        stem = self.machine_name(flow["name"], flow.get("project"), flow.get("branch"))
+        with _aws.translated(f"wiring the triggers of {flow['name']}"):
+            for rule, (what, pattern, trigger) in rules.items():
+                events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED",
+                                Description=f"Lamina: starts {stem} on {what}")  # fmt: skip
+                template = json.dumps({"parameters": defaults, "user": owner, "trigger": trigger}, default=str)
+                template = template[:-2] + ', "detail": <detail>}}'  # the event's own detail, verbatim
+                events.put_targets(Rule=rule, Targets=[{
+                    "Id": "lamina", "Arn": arn, "RoleArn": self.settings.events_role or self.settings.role,
+                    "InputTransformer": {"InputPathsMap": {"detail": "$.detail"}, "InputTemplate": template},
+                }])  # fmt: skip
+            for name in self._rules_targeting(arn):
+                if name not in rules and not name.endswith("-schedule"):
+                    events.remove_targets(Rule=name, Ids=["lamina"])
+                    events.delete_rule(Name=name)
+
+    def _rules_targeting(self, arn: str) -> list[str]:
+        """Names of the EventBridge rules (of ours) whose target is the state machine ``arn``."""
+        events = self._client("events")
+        names = []
+        for rule in events.list_rules(NamePrefix=self.settings.name_prefix).get("Rules", []):
+            targets = events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", [])
+            if any(t.get("Arn") == arn for t in targets):
+                names.append(rule["Name"])
+        return names
+
+    @hookimpl
+    def orchestration_publish(self, name: str, payload: dict[str, Any]) -> str:
+        """Put a business event on the default EventBridge bus (source ``lamina``)."""
+        import datetime as dt
+
+        detail = {"name": name, "payload": payload, "at": dt.datetime.now(dt.UTC).isoformat()}
+        answer = _aws.call(
+            f"publishing the event {name}", self._client("events").put_events,
+            Entries=[{"Source": EVENT_SOURCE, "DetailType": EVENT_TYPE, "Detail": json.dumps(detail, default=str)}],
+        )  # fmt: skip
+        entry = (answer.get("Entries") or [{}])[0]
+        if entry.get("ErrorCode"):
+            raise LaminaError(f"EventBridge refused the event {name}: {entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
+        return str(entry.get("EventId", ""))
+
+    def rule_name(self, flow_name: str, project: str | None, branch: str | None) -> str:
+        """The EventBridge rule of a deployment's schedule (64 characters at most)."""
+        return deployment_name(flow_name, project, branch, prefix=self.settings.name_prefix, max_length=55) + "-schedule"
+
+    def _machines(self) -> list[dict[str, Any]]:
+        """Every state machine Lamina deployed here: ``{"name", "arn", "tags"}``."""
         sfn = self._client("stepfunctions")
+        found = []
         with _aws.translated("listing state machines"):
             for page in sfn.get_paginator("list_state_machines").paginate():
                 for machine in page.get("stateMachines", []):
-                    if machine["name"] == name:
-                        return str(machine["stateMachineArn"])
+                    if not machine["name"].startswith(self.settings.name_prefix):
+                        continue
+                    arn = str(machine["stateMachineArn"])
+                    tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=arn).get("tags", [])}
+                    if "lamina:flow" in tags:
+                        found.append({"name": machine["name"], "arn": arn, "tags": tags})
+        return found
+
+    def _find(self, flow_name: str, branch: str | None) -> str | None:
+        for machine in self._machines():
+            tags = machine["tags"]
+            if tags["lamina:flow"] == flow_name and (tags.get(BRANCH_TAG) or None) == (branch or None):
+                return str(machine["arn"])
         return None
 
-    def _schedule(self, name: str, arn: str, schedule: str | None, flow: dict[str, Any]) -> None:
+    def _require(self, flow_name: str, branch: str | None) -> str:
+        arn = self._find(flow_name, branch)
+        if arn is None:
+            where = f" on branch {branch}" if branch else ""
+            deployed = sorted(
+                f"{m['tags']['lamina:flow']}" + (f" (branch {m['tags'][BRANCH_TAG]})" if m["tags"].get(BRANCH_TAG) else "")
+                for m in self._machines()
+            )
+            raise LaminaError(
+                f"{flow_name} is not deployed{where} on this stack "
+                f"({self.settings.region or 'the default region'}; deployed: {', '.join(deployed) or 'nothing'}): "
+                "deploy it with `python flow.py deploy`."
+            )
+        return arn
+
+    def _schedule(self, rule: str, arn: str, schedule: str | None, flow: dict[str, Any]) -> None:
         from botocore.exceptions import ClientError
 
         events = self._client("events")
-        rule = f"{name}-schedule"[:64]
-        with _aws.translated(f"scheduling {name}"):
+        with _aws.translated(f"scheduling {flow['name']}"):
             if schedule is None:
                 try:
                     events.remove_targets(Rule=rule, Ids=["lamina"])
@@ -234,6 +362,7 @@ class StepFunctionsOrchestration:
                 State="ENABLED",
                 Description=f"Lamina: runs the flow {flow['name']} on {schedule}",
             )
+            owner = f"deployment:{flow.get('branch') or flow['name']}"  # a scheduled run is the deployment's
             events.put_targets(
                 Rule=rule,
                 Targets=[
@@ -241,7 +370,10 @@ class StepFunctionsOrchestration:
                         "Id": "lamina",
                         "Arn": arn,
                         "RoleArn": self.settings.events_role or self.settings.role,
-                        "Input": json.dumps({"parameters": defaults}, default=str),
+                        "Input": json.dumps(
+                            {"parameters": defaults, "user": owner, "trigger": {"type": "schedule", "name": schedule}},
+                            default=str,
+                        ),
                     }
                 ],
             )
@@ -261,38 +393,33 @@ class StepFunctionsOrchestration:
             return dict(json.loads(body.read()))
 
     @hookimpl
-    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any]) -> str:
+    def orchestration_trigger(self, flow_name: str, parameters: dict[str, Any], branch: str | None) -> str:
         """Start an execution named by a new run id; ``parameters`` (strings from the command
-        line, or values) are checked and converted against the deployed flow's parameters.
+        line, or values) are checked and converted against the deployed flow's parameters. The
+        run belongs to the user who triggers it.
 
         :return: the run id (the execution's name).
-        :raises LaminaError: the flow is not deployed, or a parameter is unknown or invalid.
+        :raises LaminaError: the flow is not deployed (on that branch), or a parameter is invalid.
         """
-        name = self.machine_name(flow_name)
-        arn = self._find(name)
-        if arn is None:
-            raise LaminaError(
-                f"{flow_name} is not deployed on this stack (no state machine {name} in "
-                f"{self.settings.region or 'the default region'}): deploy it with `python flow.py deploy`."
-            )
+        arn = self._require(flow_name, branch)
         values = check_trigger_parameters(flow_name, self._template(arn).get("parameters", {}), parameters)
         run_id = new_run_id()
         sfn = self._client("stepfunctions")
         _aws.call(
-            f"starting {name}",
+            f"starting {flow_name}",
             sfn.start_execution,
             stateMachineArn=arn,
             name=run_id,
-            input=json.dumps({"parameters": values}, default=str),
+            input=json.dumps({"parameters": values, "user": current_user(), "trigger": None}, default=str),
         )
         return run_id
 
     @hookimpl
-    def orchestration_status(self, flow_name: str, run_id: str) -> RunState:
-        """The execution named ``run_id`` of the flow's state machine."""
+    def orchestration_status(self, flow_name: str, run_id: str, branch: str | None) -> RunState:
+        """The execution named ``run_id`` of the flow's (branch's) state machine."""
         from botocore.exceptions import ClientError
 
-        arn = self._find(self.machine_name(flow_name))
+        arn = self._find(flow_name, branch)
         if arn is None:
             raise NotFound(f"{flow_name} is not deployed on this stack (no state machine)")
         execution = arn.replace(":stateMachine:", ":execution:", 1) + f":{run_id}"
@@ -309,6 +436,34 @@ class StepFunctionsOrchestration:
             found["status"], "failed"
         )  # type: ignore[assignment]
         return RunState(run_id=run_id, status=status, message=str(found.get("error") or found.get("cause") or ""))
+
+    @hookimpl
+    def orchestration_deployments(self) -> list[Deployment]:
+        """Every state machine Lamina deployed in this region, with its branch and schedule."""
+        out = []
+        for machine in self._machines():
+            tags = machine["tags"]
+            schedule = tags.get(SCHEDULE_TAG)
+            out.append(
+                Deployment(
+                    flow_name=tags["lamina:flow"], project=tags.get(PROJECT_TAG) or None,
+                    branch=tags.get(BRANCH_TAG) or None, target=machine["arn"],
+                    schedule=None if schedule in (None, "-") else schedule,
+                )
+            )  # fmt: skip
+        return sorted(out, key=lambda d: (d.flow_name, d.branch or ""))
+
+    @hookimpl
+    def orchestration_delete(self, flow_name: str, branch: str | None) -> str:
+        """Delete the state machine of ``flow_name`` (on ``branch``) and its schedule rule."""
+        arn = self._require(flow_name, branch)
+        events = self._client("events")
+        with _aws.translated(f"removing the rules of {flow_name}"):
+            for rule in self._rules_targeting(arn):  # its schedule and its triggers
+                events.remove_targets(Rule=rule, Ids=["lamina"])
+                events.delete_rule(Name=rule)
+        _aws.call(f"deleting {arn}", self._client("stepfunctions").delete_state_machine, stateMachineArn=arn)
+        return f"the state machine {arn}" + (f" (branch {branch})" if branch else "")
 
     @hookimpl
     def orchestration_check(self) -> CheckResult:
@@ -361,5 +516,5 @@ ADAPTER = AdapterInfo(
     requires=("boto3",),
     description="deploy flows as Step Functions state machines (SageMaker job per task), schedules via EventBridge",
     contract=2,
-    features=frozenset({"schedule", "status"}),
+    features=frozenset({"schedule", "status", "branches", "list", "delete", "triggers"}),
 )

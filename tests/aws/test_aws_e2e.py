@@ -288,6 +288,7 @@ def test_a_deployed_task_runs_from_the_state_machine_definition(
     from lamina.runtime.task import load_flow_class
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAMINA_SFN_WAIT", "sync")  # one Task per step, as on real AWS
     flow_cls = load_flow_class(str(FLOW), as_main=False)
     deployed = deploy_flow(flow_cls, str(FLOW), stack="aws-sagemaker")
     sfn = aws_emulator.client("stepfunctions")

@@ -1,9 +1,12 @@
-"""The ``s3`` versioning adapter against moto: every blob primitive, multipart, no clobbering,
-parallel existence checks and batch deletes, and the metadata URL."""
+"""The ``s3`` versioning adapter against moto.
+
+:class:`TestS3VersioningConformance` runs the promises every versioning adapter makes
+(``lamina.testing.VersioningSuite``: create-only puts, no torn reads, missing keys, listing,
+64 MiB blobs through multipart); the tests below it are S3's own: objects under the profile's
+prefix, multipart ETags, batch deletes, the bucket check and the metadata URL."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from lamina.errors import StoreError, TransientError
 from lamina.hookspecs import AdapterContext
 from lamina.plugins.aws.s3_versioning import S3Versioning, S3VersioningSettings
+from lamina.testing import VersioningSuite
 from lamina.testing.aws import AwsEmulator
 
 
@@ -27,6 +31,14 @@ def s3(aws_env: dict[str, str], tmp_path: Path) -> S3Versioning:
     return make(tmp_path)
 
 
+@pytest.mark.slow
+class TestS3VersioningConformance(VersioningSuite):
+    @pytest.fixture
+    def versioning_adapter(self, aws_env: dict[str, str], tmp_path: Path) -> S3Versioning:
+        # a part size below the large blob's, so the 64 MiB round trip goes multipart
+        return make(tmp_path, multipart_threshold_mb=16, multipart_chunk_mb=16)
+
+
 def test_put_get_roundtrip_under_the_prefix(s3: S3Versioning, aws_emulator: AwsEmulator) -> None:
     assert s3.versioning_put("runs/F/1/start/0/0/record.json", b'{"ok": true}', None, True) is True
     assert s3.versioning_get("runs/F/1/start/0/0/record.json") == b'{"ok": true}'
@@ -39,40 +51,6 @@ def test_put_get_roundtrip_under_the_prefix(s3: S3Versioning, aws_emulator: AwsE
         .read()
     )
     assert body == b'{"ok": true}'
-
-
-def test_missing_keys_raise_key_error(s3: S3Versioning, tmp_path: Path) -> None:
-    with pytest.raises(KeyError):
-        s3.versioning_get("artifacts/nope")
-    target = tmp_path / "out.bin"
-    with pytest.raises(KeyError):
-        s3.versioning_fetch("artifacts/nope", str(target))
-    assert not target.exists()
-
-
-def test_overwrite_false_keeps_the_first_value(s3: S3Versioning) -> None:
-    assert s3.versioning_put("k", b"first", None, False) is True
-    assert s3.versioning_put("k", b"second", None, False) is False
-    assert s3.versioning_get("k") == b"first"
-    assert s3.versioning_put("k", b"third", None, True) is True
-    assert s3.versioning_get("k") == b"third"
-
-
-def test_concurrent_conditional_writers_never_clobber(s3: S3Versioning) -> None:
-    results: dict[bytes, bool] = {}
-    payloads = [f"writer-{i}".encode() for i in range(8)]
-
-    def write(data: bytes) -> None:
-        results[data] = s3.versioning_put("race", data, None, False)
-
-    threads = [threading.Thread(target=write, args=(p,)) for p in payloads]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    winners = [data for data, written in results.items() if written]
-    assert len(winners) == 1  # exactly one writer stored its bytes, and those are what is stored
-    assert s3.versioning_get("race") == winners[0]
 
 
 def test_large_blobs_go_multipart_and_come_back_whole(

@@ -15,8 +15,8 @@ from lamina.errors import DataError
 from lamina.hookspecs import AdapterContext
 from lamina.models import DataSnapshot
 from lamina.plugins.aws.snowflake_data import SnowflakeData, SnowflakeSettings
+from lamina.testing import DataSuite
 from lamina.testing.aws import AwsEmulator
-from lamina.testing.data_suite import DataAdapterSuite
 
 
 def make(env: dict[str, str], project: Path, **overrides: Any) -> SnowflakeData:
@@ -43,7 +43,7 @@ def snowflake(aws_env: dict[str, str], tmp_path: Path) -> Iterator[SnowflakeData
     adapter.data_close()
 
 
-class TestSnowflakeConformance(DataAdapterSuite):
+class TestSnowflakeConformance(DataSuite):
     """The suite every data adapter passes; snapshots compare on their ``version``."""
 
     placeholder = "?"

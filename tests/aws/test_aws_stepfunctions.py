@@ -17,8 +17,8 @@ from lamina.errors import LaminaError, ParameterError, ResourceUnsatisfiable
 from lamina.plugins.aws.asl import S3_GET, SAGEMAKER_SYNC, task_states, to_aws_schedule
 from lamina.runtime.deploy import deploy_flow
 from lamina.runtime.task import load_flow_class
+from lamina.testing import OrchestrationSuite
 from lamina.testing.aws import AwsEmulator
-from lamina.testing.orchestration_suite import OrchestrationSuite
 
 FLOWS = Path(__file__).parent / "flows"
 SHAPES = FLOWS / "shapes.py"
@@ -29,6 +29,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: dict[str, 
     (tmp_path / ".lamina").mkdir()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LAMINA_CONFIG_DIR", str(tmp_path / "user-config"))
+    monkeypatch.setenv("LAMINA_SFN_WAIT", "sync")  # these tests read the .sync form real AWS runs
     return tmp_path
 
 
@@ -63,9 +64,13 @@ def test_linear_flow_is_a_chain_of_training_jobs(project: Path, aws_emulator: Aw
     arguments = params["AlgorithmSpecification"]["ContainerArguments.$"]
     assert "'deployed'" in arguments and "'--step', 'double'" in arguments and "$.lamina.run_id" in arguments
     assert params["RoleArn"].endswith(":role/lamina-sagemaker")
-    # the parameters are saved where every task reads them, before the first step
-    assert states["Save parameters"]["Next"] == "start"
-    assert states["Default parameters"]["Parameters"] == {"parameters": {"size": 3}}
+    # the parameters and the run's manifest are saved where tasks and sync read them, before the first step
+    assert (states["Save parameters"]["Next"], states["Save manifest"]["Next"], states["Run"]["Next"]) == (
+        "Manifest", "Run", "start"
+    )
+    assert states["Default parameters"]["Parameters"] == {
+        "parameters": {"size": 3}, "user": "deployment:LinearFlow", "trigger": None
+    }
 
 
 def test_static_branch_is_a_parallel_state(project: Path, aws_emulator: AwsEmulator) -> None:
@@ -124,7 +129,11 @@ def test_schedule_becomes_an_eventbridge_rule_and_goes_away(project: Path, aws_e
     rule = events.describe_rule(Name="lamina-LinearFlow-schedule")
     assert rule["ScheduleExpression"] == "cron(30 6 ? * 2-6 *)"
     target = events.list_targets_by_rule(Rule="lamina-LinearFlow-schedule")["Targets"][0]
-    assert target["Arn"] == result.target and json.loads(target["Input"]) == {"parameters": {"size": 3}}
+    assert target["Arn"] == result.target and json.loads(target["Input"]) == {
+        "parameters": {"size": 3},
+        "user": "deployment:LinearFlow",
+        "trigger": {"type": "schedule", "name": result.schedule},
+    }
     deploy("LinearFlow")  # deployed again without a schedule: the schedule is removed
     assert "lamina-LinearFlow-schedule" not in [r["Name"] for r in events.list_rules()["Rules"]]
 
@@ -177,7 +186,9 @@ def test_trigger_starts_an_execution_named_by_the_run_id(
     machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("LinearFlow"))
     arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:") + f":{run_id}"
     execution = sfn.describe_execution(executionArn=arn)
-    assert json.loads(execution["input"]) == {"parameters": {"size": 5}}  # converted to the declared int
+    given = json.loads(execution["input"])
+    assert given["parameters"] == {"size": 5}  # converted to the declared int
+    assert given["user"] and given["trigger"] is None  # the run is the triggering user's
     assert execution["name"] == run_id
     from lamina.stack import resolve_stack
 
@@ -209,11 +220,9 @@ def test_step_functions_needs_sagemaker_compute(project: Path) -> None:
 
 
 class TestStepFunctionsConformance(OrchestrationSuite):
-    """The orchestration contract on the emulated stack. moto cannot execute the ``.sync``
-    SageMaker integration this definition uses (the describe-wait-choice loop form that it can
-    execute is the production issue's), so deployed runs are not followed to their end here."""
-
-    executes = False
+    """The orchestration contract on the emulated stack, where state machines are compiled in
+    the describe-wait-choice loop form (``wait = "poll"``) that moto executes, each job run by the
+    emulator's job runner."""
 
     @pytest.fixture
     def orchestration_stack(self, aws_env: dict[str, str]) -> str:

@@ -25,6 +25,7 @@ import pytest
 from lamina import Run
 from lamina.errors import LaminaError, ResourceUnsatisfiable
 from lamina.models import TaskSpec
+from lamina.testing import ComputeSuite
 
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
@@ -466,8 +467,20 @@ def test_a_bad_address_is_refused_when_the_profile_loads(lamina_project: Path) -
 
 
 def test_the_adapter_module_imports_no_dask() -> None:
-    code = "import sys, lamina.plugins.dask_compute; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    code = "import sys, lamina.plugins.dask; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# -- the compute conformance suite -------------------------------------------------------------
+
+
+@pytest.mark.slow
+class TestDaskComputeConformance(ComputeSuite):
+    """What every compute adapter promises, on the module's cluster (warm workers by address)."""
+
+    @pytest.fixture
+    def compute_stack(self, dask_stack: str) -> str:
+        return dask_stack

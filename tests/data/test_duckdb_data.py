@@ -32,7 +32,7 @@ from lamina.plugins.duckdb_data import (
     DuckDBSettings,
     file_lock,
 )
-from lamina.testing.data_suite import DataAdapterSuite
+from lamina.testing import DataSuite
 
 SPECIES = pa.table({"id": [1, 2, 3], "species": ["setosa", "versicolor", "virginica"]})
 MEASURES_CSV = "id,petal\n1,1.4\n2,4.7\n3,6.0\n"
@@ -68,7 +68,7 @@ def with_files(project: Path) -> Path:
     return project
 
 
-class TestDuckDBConformance(DataAdapterSuite):
+class TestDuckDBConformance(DataSuite):
     @pytest.fixture
     def data_adapter(self, adapter: DuckDBData) -> DuckDBData:
         return adapter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -234,3 +235,83 @@ def test_secrets_from_the_environment_are_masked_in_shown_and_stored_logs() -> N
     assert "connecting with ***" in run["start"].task.stdout
     failed = run["end"].task
     assert secret not in failed.stderr + (failed.error or "") + (failed.traceback or "")
+
+
+SECRET_VALUES = ("Pg-pass-1234", "QUJDREVGR0hJSktM", "SAS%2Bsignature", "ghp-personal-token-42")
+
+
+def test_passwords_in_urls_account_keys_and_signatures_are_masked_on_console_and_in_logs() -> None:
+    result = flow_cli("secret_values.py", "run", env={"MY_SERVICE_PAT": "ghp-personal-token-42"})
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout + result.stderr
+    for secret in SECRET_VALUES:
+        assert secret not in shown
+    assert "postgresql://lamina:***@db.internal:5432/prod" in shown
+    assert "AccountKey=***;EndpointSuffix" in shown and "&sig=***" in shown and "token ***" in shown
+    run_id = shown.split(" · run ")[1].split()[0]
+    logs = subprocess.run(
+        [sys.executable, "-m", "lamina", "logs", f"{run_id}/start"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert logs.returncode == 0
+    for secret in SECRET_VALUES:
+        assert secret not in logs.stdout
+    assert "postgresql://lamina:***@db.internal" in logs.stdout and "token ***" in logs.stdout
+
+
+@pytest.mark.timeout(120)
+def test_fifty_megabytes_without_a_newline_are_shown_and_stored_whole() -> None:
+    size = 50_000_000
+    result = flow_cli(
+        "secret_values.py", "run", env={"MY_SERVICE_PAT": "x" * 8, "LONG_LINE_BYTES": str(size)}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("#") == size
+    run_id = result.stderr.split(" · run ")[1].split()[0]
+    assert Run(run_id)["end"].task.stdout == "#" * size
+
+
+def test_the_metadata_url_refusal_does_not_print_the_password(tmp_path: Path) -> None:
+    profile = tmp_path / "pw.toml"
+    profile.write_text(
+        '[data]\nadapter = "duckdb"\n[compute]\nadapter = "local"\n[orchestration]\nadapter = "local"\n'
+        '[versioning]\nadapter = "local"\nmetadata_url = "postgresql://lamina:Hunter2-db-pass@127.0.0.1/test"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "lamina", "stack", "register", "pw", "--file", str(profile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        "key 'metadata_url' holds a secret inside its value" in result.stderr
+        and "PGPASSWORD" in result.stderr
+    )
+    assert (
+        "Hunter2-db-pass" not in result.stderr and "postgresql://lamina:***@127.0.0.1/test" in result.stderr
+    )
+
+
+def test_resume_of_a_run_that_succeeded_says_so_instead_of_making_a_new_run(counts: Path) -> None:
+    first = flow_cli("counted_foreach.py", "run")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stderr.split(" · run ")[1].split()[0]
+    for args in ((), ("--origin-run-id", run_id)):
+        again = flow_cli("counted_foreach.py", "resume", *args)
+        assert again.returncode == 2
+        assert f"run CountedFlow/{run_id} succeeded, so there is nothing to resume" in again.stderr
+        assert "`python flow.py run`" in again.stderr and "Traceback" not in again.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "lamina", "runs", "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]  # no new run
+
+
+def test_quiet_still_shows_the_error_of_a_failed_run(counts: Path) -> None:
+    result = flow_cli("counted_foreach.py", "run", "--quiet", "--broken", "1")
+    assert result.returncode == 1
+    assert "failed at step 'work' (task 1): ValueError: item 1 is broken." in result.stderr
+    assert "resume --origin-run-id" in result.stderr

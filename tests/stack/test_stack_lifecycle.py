@@ -63,3 +63,24 @@ def test_the_local_compute_answers_its_capacity_and_declares_no_transient_errors
         assert stack.compute.queue_depth() == 0, "no warm worker yet: nothing to queue ahead"
         assert stack.compute.transient_errors() == (TransientError,)
         assert stack.orchestration.transient_errors() == (TransientError,)
+
+
+def test_the_local_orchestrator_lists_no_deployments_and_refuses_what_it_cannot_do(lamina_project: Path) -> None:
+    import pytest
+    from lamina.errors import LaminaError, NotFound
+
+    with resolve_stack("local") as stack:
+        assert stack.orchestration.deployments() == []
+        with pytest.raises(LaminaError, match="does not declare the 'delete' feature"):
+            stack.orchestration.delete("AnyFlow")
+        with pytest.raises(LaminaError, match="does not declare the 'status' feature"):
+            stack.orchestration.status("AnyFlow", "20260101T000000.000000.abcdef")
+        with pytest.raises(LaminaError, match="does not declare the 'triggers' feature"):
+            stack.orchestration.publish("orders_updated", {})
+        with pytest.raises(LaminaError, match="no event bus"):
+            stack.orchestration.pm.hook.orchestration_publish(name="orders_updated", payload={})
+        with pytest.raises(LaminaError, match="no deployed flows to trigger"):
+            stack.orchestration.trigger("AnyFlow", {})
+        assert NotFound  # the local status hook answers NotFound when asked directly
+        with pytest.raises(NotFound):
+            stack.orchestration.pm.hook.orchestration_status(flow_name="F", run_id="r", branch=None)

@@ -122,7 +122,7 @@ def test_the_namespace_loads_only_the_artifact_touched_and_only_once(store):
     refs = {"small": store.save(1), "big": store.save(np.zeros(10)), "other": store.save("x")}
     loads: list[str] = []
     original = store.load
-    store.load = lambda ref: (loads.append(ref.key), original(ref))[1]  # type: ignore[method-assign]
+    store.load = lambda ref, **kw: (loads.append(ref.key), original(ref, **kw))[1]  # type: ignore[method-assign]
     ns = ArtifactNamespace(store, refs, where="task F/r1/train/1")
     assert ns.small == 1 and ns.small == 1 and ns["small"] == 1
     assert loads == [refs["small"].key]
@@ -157,3 +157,17 @@ def test_the_cache_dir_defaults_to_the_user_cache(monkeypatch, tmp_path, blobs):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert ArtifactStore(blobs).cache_dir == tmp_path / "xdg" / "lamina"
     assert os.fspath(ArtifactStore(blobs, cache_dir=tmp_path).cache_dir) == str(tmp_path)
+
+
+def test_stored_bytes_are_read_only_by_content_address_and_checked(store, blobs):
+    ref = store.save({"a": 1})
+    assert store.stored_bytes(ref.key) == blobs.get(ref.key)
+    assert store.is_content_key(ref.key) and not store.is_content_key("runs/F/1/params.json")
+    with pytest.raises(ValueError, match="not a content-addressed key"):
+        store.stored_bytes("../../etc/passwd")
+    other = store.save({"b": 2})
+    blobs.put(ref.key, data=blobs.get(other.key), overwrite=True)  # damage: the wrong bytes
+    with pytest.raises(StoreError, match="does not match its content address"):
+        store.stored_bytes(ref.key)
+    with pytest.raises(StoreError, match="missing"):
+        store.stored_bytes(layout.artifact_key("0" * 64))

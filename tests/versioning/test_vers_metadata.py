@@ -163,6 +163,19 @@ def test_runs_can_be_found_by_flow_tag_status_user_and_time(meta):
     assert meta.flows() == ["A", "B"]
 
 
+def test_runs_page_in_sql_and_count_with_the_same_filters(meta):
+    made = [_run(meta, "A", user="alice" if i % 2 else "bob", tags=["t"] if i % 3 == 0 else []) for i in range(7)]
+    newest_first = made[::-1]
+    ids = lambda runs: [r.id for r in runs]  # noqa: E731
+    assert ids(meta.runs("A", limit=3)) == newest_first[:3]
+    assert ids(meta.runs("A", limit=3, offset=3)) == newest_first[3:6]
+    assert ids(meta.runs("A", limit=3, offset=6)) == newest_first[6:]
+    assert meta.runs("A", limit=3, offset=9) == []
+    assert meta.count_runs() == 7 and meta.count_runs("B") == 0
+    assert meta.count_runs(user="alice") == 3 and meta.count_runs(tags=["t"]) == 3
+    assert meta.count_runs(status="running", tags=["t"], user="bob") == len(meta.runs(status="running", tags=["t"], user="bob"))
+
+
 def test_tags_can_be_added_and_removed(meta):
     run_id = _run(meta, tags=["a"])
     meta.add_tag(run_id, "b")
@@ -348,6 +361,7 @@ def test_a_run_whose_driver_stopped_beating_is_shown_killed_and_filtered_as_such
     began = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     alive = _run(meta, host="laptop", pid=123, started_at=began)
     dead = _run(meta, host="laptop", pid=456)
+    meta.record_task_started(dead, "start", "0", 0, [], [])
     deployed = _run(meta)  # no driver of ours: its status is whatever was recorded
     old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=HEARTBEAT_STALE + 60)
     with meta.engine.begin() as conn:
@@ -356,6 +370,7 @@ def test_a_run_whose_driver_stopped_beating_is_shown_killed_and_filtered_as_such
     info = meta.get_run(alive)
     assert (info.status, info.started_at, info.host, info.pid) == ("running", began, "laptop", 123)
     assert meta.get_run(dead).status == "killed"
+    assert [t.status for t in meta.tasks(dead)] == ["killed"]  # not running for ever
     assert meta.get_run(deployed).status == "running"
     assert {r.id for r in meta.runs(status="killed")} == {dead}
     assert {r.id for r in meta.runs(status="running")} == {alive, deployed}

@@ -287,7 +287,7 @@ def test_plugins_register_serializers_that_take_precedence_and_may_decline(store
     try:
         assert ser.serializers()[0].name == "test-point"
         ref = store.save(Point(5))
-        assert ref.serializer == "test-point" and ref.meta == {"x": 5} and ref.size == 1
+        assert ref.serializer == "test-point" and ref.meta["x"] == 5 and ref.size == 1
         assert store.load(ref).x == 5
         declined = store.save(Point(-1))  # handed to the next serializer that accepts it
         assert declined.serializer == "pickle" and store.load(declined).x == -1
@@ -341,3 +341,118 @@ def test_saving_a_large_array_or_table_stays_near_one_copy_of_memory():
     assert result["table"] < 20 * MB, (
         f"saving a 50 MB table grew the peak RSS by {result['table'] / MB:.0f} MB"
     )
+
+
+# -- previews: small safe summaries in ArtifactRef.meta, shown by tools that never unpickle ----
+
+
+def _preview_size(ref) -> int:
+    import json
+
+    return len(json.dumps(ref.meta["preview"]))
+
+
+def test_a_table_records_its_schema_and_first_rows(store):
+    table = pa.table({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)], "x": [0.5] * 1000})
+    preview = store.save(table).meta["preview"]
+    assert preview["kind"] == "table" and preview["rows"] == 1000 and preview["columns"] == 3
+    assert preview["schema"] == [
+        {"name": "id", "type": "int64"},
+        {"name": "name", "type": "string"},
+        {"name": "x", "type": "double"},
+    ]
+    assert preview["head"][:2] == [["0", "n0", "0.5"], ["1", "n1", "0.5"]]
+    assert len(preview["head"]) == 10
+
+
+def test_a_wide_table_with_long_cells_keeps_a_small_preview(store):
+    table = pa.table({f"c{i}": ["x" * 5000] * 20 for i in range(100)})
+    ref = store.save(table)
+    assert _preview_size(ref) <= 6000
+    assert ref.meta["preview"]["columns"] == 100 and len(ref.meta["preview"]["schema"]) == 40
+
+
+def test_a_dataframe_records_a_table_preview(store):
+    frame = pd.DataFrame({"a": [1.5, 2.5], "b": [3, 4]})
+    ref = store.save(frame)
+    assert ref.serializer == "pandas" and ref.meta["rows"] == 2
+    preview = ref.meta["preview"]
+    assert preview["kind"] == "table" and preview["head"] == [["1.5", "3"], ["2.5", "4"]]
+
+
+def test_an_array_records_shape_dtype_and_statistics(store):
+    preview = store.save(np.arange(12, dtype=np.int32).reshape(3, 4)).meta["preview"]
+    assert preview == {
+        "kind": "array",
+        "shape": [3, 4],
+        "dtype": "int32",
+        "head": [str(i) for i in range(10)],
+        "min": 0,
+        "max": 11,
+        "mean": 5.5,
+    }
+
+
+def test_a_large_array_is_summarised_from_a_sample(store):
+    value = np.ones(3 * MB, dtype=np.float64)  # 24 MiB: above the exact-statistics size
+    value[-1] = 7.0
+    preview = store.save(value).meta["preview"]
+    assert preview["sampled"] is True and preview["shape"] == [3 * MB]
+    assert preview["min"] == 1.0 and 1.0 <= preview["mean"] < 1.01
+
+
+def test_nan_and_strided_and_text_arrays_give_json_safe_previews(store):
+    import json
+
+    nan = store.save(np.array([1.0, np.nan, np.inf])).meta["preview"]
+    assert nan["nan"] == 1 and nan["max"] == "inf" and nan["min"] == 1.0
+    strided = store.save(np.arange(100.0).reshape(10, 10)[::2, ::3]).meta["preview"]
+    assert strided["shape"] == [5, 4] and strided["max"] == 89.0
+    text = store.save(np.array(["ab", "çd"])).meta["preview"]
+    assert text["head"] == ["ab", "çd"] and "min" not in text
+    json.dumps([nan, strided, text], allow_nan=False)
+
+
+def test_a_plain_value_records_its_truncated_repr(store):
+    assert store.save({"alpha": 0.5}).meta["preview"] == {"kind": "value", "repr": "{'alpha': 0.5}"}
+    long = store.save("y" * 5000).meta["preview"]
+    assert long["truncated"] and len(long["repr"]) <= 1000
+    assert "preview" not in store.save(list(range(50_000))).meta  # too large to describe by repr
+
+
+def test_png_bytes_record_an_image_preview(store):
+    import base64
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" + b"\xff\x00\x00" * 3 + b"\x00" + b"\x00\x00\xff" * 3))
+        + chunk(b"IEND", b"")
+    )
+    preview = store.save(png).meta["preview"]
+    assert preview["kind"] == "image" and (preview["width"], preview["height"]) == (3, 2)
+    assert base64.b64decode(preview["data"]) == png
+
+
+def test_a_pillow_image_records_a_small_thumbnail(store):
+    image_mod = pytest.importorskip("PIL.Image")
+    ref = store.save(image_mod.new("RGB", (640, 480), (200, 30, 30)))
+    preview = ref.meta["preview"]
+    assert preview["kind"] == "image" and (preview["width"], preview["height"]) == (640, 480)
+    assert preview["thumbnail"] and _preview_size(ref) < 12 << 10
+
+
+def test_a_value_whose_repr_fails_is_stored_and_previewed_by_its_type(store):
+    ref = store.save(_BadRepr())
+    assert ref.serializer == "pickle" and ref.meta["preview"]["repr"].startswith("<_BadRepr instance")
+    assert isinstance(store.load(ref), _BadRepr)
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")

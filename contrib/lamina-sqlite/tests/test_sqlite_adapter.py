@@ -23,7 +23,7 @@ from lamina.errors import DataError, TransientError
 from lamina.hookspecs import PROJECT, AdapterContext, DataSpec
 from lamina.stack import resolve_stack
 from lamina.stack.profile import load_profile_file, validate_settings
-from lamina.testing.data_suite import DataAdapterSuite
+from lamina.testing import DataSuite
 from lamina_sqlite import plugin
 from lamina_sqlite.adapter import DatabaseLocked, SQLiteData, SQLiteSettings
 
@@ -51,7 +51,9 @@ def database(adapter: SQLiteData) -> Iterator[sqlite3.Connection]:
     con.close()
 
 
-class TestSQLiteConformance(DataAdapterSuite):
+class TestSQLiteConformance(DataSuite):
+    booleans_in_queries = "integer"  # SQLite has no boolean type; data_read restores written ones
+
     @pytest.fixture
     def data_adapter(self, adapter: SQLiteData) -> SQLiteData:
         return adapter
