@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from lamina.testing.aws import aws_emulator, aws_env  # noqa: F401 - one emulated AWS stack per session, for every folder
 from packaging_helpers import (
     COPY_IGNORE,
     REPO,

@@ -130,7 +130,7 @@ def test_a_profile_with_a_password_inside_a_url_is_refused_without_showing_it(tm
         '[data]\nadapter = "duckdb"\nurl = "postgresql://u:SuperSecret9@h/db"\n[compute]\nadapter = "local"\n'
         '[orchestration]\nadapter = "local"\n[versioning]\nadapter = "local"\n'
     )
-    with pytest.raises(ProfileError, match=r"key 'url' holds a secret inside its value") as caught:
+    with pytest.raises(ProfileError, match=r"key 'url' holds a literal password or another secret inside its value") as caught:
         load_profile_file(profile)
     assert "SuperSecret9" not in str(caught.value) and "postgresql://u:***@h/db" in str(caught.value)
     profile.write_text(profile.read_text().replace("postgresql://u:SuperSecret9@h/db", "${DATABASE_URL}"))

@@ -41,10 +41,28 @@ def _duration(info: Any) -> str:
     return f"{(info.finished_at - info.started_at).total_seconds():.1f}s"
 
 
+def _index_deployed(stack_name: str | None, flow: str) -> None:
+    """Index the runs of ``flow`` that a deployment started with no one following them (a schedule,
+    an event): their manifest says ``deployed``; they are in the blob store, not yet in the metadata."""
+    from ..client import _get_stores
+    from ..runtime.sync import sync_run
+    from ..stack import resolve_stack
+
+    runs, meta = _runstore(), _get_stores()[1]
+    known = {i.id for i in meta.runs(flow, limit=None)}
+    waiting = [r for r in runs.run_ids(flow) if r not in known and (runs.load_manifest(flow, r) or {}).get("deployed")]
+    if waiting:
+        with resolve_stack(stack_name) as stack:
+            for run_id in waiting:
+                sync_run(stack, flow, run_id)
+
+
 def _runs(args: argparse.Namespace) -> int:
     from ..client import _get_stores, current_user
 
     meta = _get_stores()[1]
+    if args.flow:
+        _index_deployed(args.stack, args.flow)
     infos = meta.runs(
         args.flow,
         tags=[

@@ -419,7 +419,7 @@ class FlowGraph:
                     "matching_join": n.matching_join,
                     "inputs": self.input_rule(n.name).to_dict() if self._linked() else None,
                     "decorators": {
-                        k: (v if isinstance(v, dict | float | int | str) else vars(v))
+                        k: _describe_decoration(v)
                         for k, v in n.decorations.items()
                     },
                 }
@@ -460,3 +460,20 @@ def _def_offset(lines: list[str]) -> int:
         if line.lstrip().startswith(("def ", "async def ")):
             return i
     return 0
+
+
+def _describe_decoration(value: Any) -> Any:
+    """A step decoration as JSON-friendly data (dataclasses, mappings, lists, plain values)."""
+    import dataclasses
+
+    if isinstance(value, dict | float | int | str | bool) or value is None:
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, list | tuple):
+        return [_describe_decoration(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "__dict__"):
+        return {k: _describe_decoration(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return repr(value)

@@ -119,7 +119,8 @@ def include_files(flow_cls: type, params: dict[str, Any], store: ArtifactStore) 
             continue
         contents = param.read(value)
         ref = store.save(contents, param.name)
-        out[param.name] = {INCLUDED: {"path": os.path.abspath(value), "ref": ref.model_dump(mode="json")}}
+        small = ref.model_copy(update={"meta": {k: v for k, v in ref.meta.items() if k != "preview"}})
+        out[param.name] = {INCLUDED: {"path": os.path.abspath(value), "ref": small.model_dump(mode="json")}}
     return out
 
 

@@ -188,10 +188,11 @@ def _reject_literal_secrets(source: str, layer: str, settings: dict[str, Any], p
             )
         elif isinstance(value, str) and mask_text(_ENV_REF.sub("", value), []) != _ENV_REF.sub("", value):
             shown = mask_text(value, [])
+            var = "DB_URL" if key.lower().endswith("url") else key.upper()
             raise ProfileError(
-                f"{source}: table [{layer}], key '{prefix}{key}' holds a secret inside its value "
-                f"({shown!r}: a URL's password, an AccountKey or a signature). Profiles hold no secrets: take "
-                f'the whole value from the environment ({prefix}{key} = "${{{key.upper()}}}"), write the '
+                f"{source}: table [{layer}], key '{prefix}{key}' holds a literal password or another secret "
+                f"inside its value ({shown!r}: a URL's password, an AccountKey or a signature). Profiles hold no secrets: take "
+                f'the whole value from the environment ({prefix}{key} = "${{{var}}}"), write the '
                 "password as a reference (user:${DB_PASSWORD}@host), name the variable that holds it "
                 '(password_env = "DB_PASSWORD", where the adapter offers it), or let the driver find the '
                 "credential (PGPASSWORD, ~/.pgpass, the cloud's credential chain)."

@@ -21,4 +21,4 @@ for _module, _extra in (
         pytest.skip(f"the aws tests need {_module}: pip install 'lamina[{_extra}]'", allow_module_level=True)
 pytest.register_assert_rewrite("lamina.testing.data_suite")
 
-from lamina.testing.aws import aws_emulator, aws_env  # noqa: E402, F401
+# aws_emulator and aws_env come from tests/conftest.py: one session-wide emulator for every folder

@@ -20,7 +20,7 @@ for _module in ("moto", "fakesnow", "boto3", "snowflake.connector"):
 from lamina.models import RunOutcome  # noqa: E402
 from lamina.runtime.api import run_flow  # noqa: E402
 from lamina.stack import resolve_stack  # noqa: E402
-from lamina.testing.aws import AwsEmulator, aws_emulator  # noqa: E402, F401
+from lamina.testing.aws import AwsEmulator  # noqa: E402 - aws_emulator comes from tests/conftest.py
 from lamina.versioning.artifacts import ArtifactStore  # noqa: E402
 from lamina.versioning.runstore import RunStore  # noqa: E402
 from mf_helpers import FLOWS, movies  # noqa: E402

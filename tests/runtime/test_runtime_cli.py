@@ -287,7 +287,7 @@ def test_the_metadata_url_refusal_does_not_print_the_password(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert (
-        "key 'metadata_url' holds a secret inside its value" in result.stderr
+        "key 'metadata_url' holds a literal password or another secret inside its value" in result.stderr
         and "PGPASSWORD" in result.stderr
     )
     assert (

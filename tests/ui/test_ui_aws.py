@@ -16,7 +16,7 @@ for _module in ("moto", "fakesnow", "boto3", "snowflake"):
     if importlib.util.find_spec(_module) is None:
         pytest.skip(f"the aws tests need {_module}: pip install 'lamina[test]'", allow_module_level=True)
 
-from lamina.testing.aws import AwsEmulator, aws_emulator  # noqa: E402, F401
+from lamina.testing.aws import AwsEmulator  # noqa: E402 - aws_emulator comes from tests/conftest.py
 
 WAIT = 30_000
 
