@@ -240,7 +240,9 @@ class Flow:
         """Runs in the current namespace, newest first, with all of the given tags (positional,
         as Metaflow's ``flow.runs("a", "b")``, or ``tag=``).
 
-        ``status`` is ``running``, ``succeeded`` or ``failed``.
+        ``status`` is one of :data:`lamina.models.RUN_STATUSES`: ``running``, ``succeeded``,
+        ``failed``, ``interrupted`` (Ctrl-C, SIGTERM) or ``killed`` (its driver died: its
+        heartbeat stopped).
         """
         filt = _namespace_filter()
         wanted = list(filt.pop("tags", [])) + list(tags)
@@ -271,7 +273,7 @@ class _Recorded:
     """What a run and a task share: a status row (``_info``) read from the metadata store."""
 
     _info: Any
-    status = property(lambda self: self._info.status, doc="running, succeeded or failed")
+    status = property(lambda self: self._info.status, doc="one of lamina.models.RUN_STATUSES")
     started_at = property(lambda self: self._info.started_at)
     created_at = property(lambda self: self._info.started_at, doc="Metaflow's name for started_at")
     finished_at = property(lambda self: self._info.finished_at)
@@ -282,7 +284,8 @@ class _Recorded:
 
     @property
     def finished(self) -> bool:
-        return self._info.status in ("succeeded", "failed")
+        """Ended, however it ended (succeeded, failed, interrupted or killed)."""
+        return self.status != "running"
 
 
 class Run(_Recorded):
@@ -509,6 +512,7 @@ class Task(_Recorded):
         return task
 
     run = property(lambda self: self._run)
+
     id = property(lambda self: self._info.task_id)
     step_name = property(lambda self: self._info.step)
     attempt = property(lambda self: self._info.attempt)

@@ -93,6 +93,21 @@ class StoreError(LaminaError):
     """The blob store or metadata store failed or holds inconsistent records."""
 
 
+class RunInterrupted(LaminaError, KeyboardInterrupt):
+    """A run was stopped by Ctrl-C (SIGINT) or SIGTERM; its finished tasks are kept for ``resume``.
+
+    Exits 130 for SIGINT and 143 for SIGTERM (128 + the signal), as shells and supervisors expect.
+    It is also a ``KeyboardInterrupt``, so code that stops on Ctrl-C (a notebook) still does.
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 class EnvironmentBuildError(LaminaError):
     """A step's ``@pypi``/``@conda`` environment could not be built (a package or version that the
     package index does not have, no network to it)."""

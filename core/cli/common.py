@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import LaminaError
+from ..errors import LaminaError, RunInterrupted
 
 
 def fail(exc: LaminaError) -> int:
@@ -22,6 +22,9 @@ def fail(exc: LaminaError) -> int:
 def guarded(func: Callable[[], int | None]) -> int:
     try:
         return func() or 0
+    except RunInterrupted as exc:  # not an error of the user's: the driver already said what to do
+        sys.stderr.write(f"lamina: {exc}\n")
+        return exc.exit_code
     except LaminaError as exc:
         return fail(exc)
     except BrokenPipeError:

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..errors import LaminaError, NotFound
+from ..models import RUN_STATUSES
 from .common import print_json, table
 
 
@@ -227,13 +228,18 @@ def _show(args: argparse.Namespace) -> int:
             print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in run.params.items()))
         if run.tags:
             print("tags: " + ", ".join(run.tags))
-        rows = []
-        for s in steps:
-            tasks = s.tasks
-            ok = sum(1 for t in tasks if t.successful)
-            rows.append((s.name, len(tasks), ok, len(tasks) - ok))
+        # counted from the client's own task statuses, so `show` and the client always agree
+        by_step = {s.name: [t.status for t in s.tasks] for s in steps}
+        shown = ["succeeded", "failed"] + [
+            st
+            for st in RUN_STATUSES
+            if st not in ("succeeded", "failed") and any(st in v for v in by_step.values())
+        ]
+        rows = [
+            (name, len(statuses), *(statuses.count(st) for st in shown)) for name, statuses in by_step.items()
+        ]
         print()
-        print(table(rows, ["STEP", "TASKS", "OK", "FAILED"]))
+        print(table(rows, ["STEP", "TASKS", "OK", *(st.upper() for st in shown[1:])]))
         damaged: list[LaminaError] = []
         if "end" in run and run.successful:
             print("\nartifacts of end:")

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("flow", nargs="?")
-    p.add_argument("--status", choices=["running", "succeeded", "failed"])
+    from ..models import RUN_STATUSES
+
+    p.add_argument("--status", choices=list(RUN_STATUSES), help="only runs with this status")
     p.add_argument("--tag", action="append", default=[])
     p.add_argument("--project", help="runs of this @project")
     p.add_argument("--branch", help="runs of this @project branch (user.NAME, prod...)")

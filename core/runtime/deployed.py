@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
 
     from ..stack import stack_from_snapshot
     from ..versioning.runstore import RunStore
-    from .task import EXIT_INFRA, run_task
+    from .task import EXIT_INFRA, run_supervised
 
     parser = argparse.ArgumentParser(prog="python -m lamina task deployed")
     parser.add_argument("--boot", nargs="+", required=True)
@@ -232,4 +232,4 @@ def main(argv: list[str]) -> int:
 
         print(f"lamina: error: cannot start the deployed task: {exc}", file=sys.stderr)
         return EXIT_INFRA
-    return run_task(spec, echo=not args.quiet)
+    return run_supervised(spec, echo=not args.quiet)  # its output is kept even if it dies

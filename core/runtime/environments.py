@@ -196,7 +196,12 @@ def run_in_environment(spec: TaskSpec, echo: bool) -> int:
             command.append("--quiet")
         sys.stdout.flush()
         sys.stderr.flush()
-        return subprocess.run(command, env={**os.environ, ENV_KEY_VARIABLE: spec.environment.key}).returncode
+        env = {**os.environ, ENV_KEY_VARIABLE: spec.environment.key}
+        from .supervise import PREFIXED_BY_PARENT, supervised
+
+        if supervised():  # this process's parent shows the output with the task's prefix already
+            env[PREFIXED_BY_PARENT] = "1"
+        return subprocess.run(command, env=env).returncode
     finally:
         os.unlink(path)
 

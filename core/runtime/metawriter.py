@@ -10,9 +10,26 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any
 
 _STOP = ("stop", ())
+RETRIES = 5
+"""Times a batch is retried after the database dropped the connection (backing off to ~6 s)."""
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc).lower()
+        return (
+            any(s in text for s in ("terminat", "closed", "connection", "server", "lost", "reset"))
+            and "locked" not in text
+        )
+    return False
 
 
 class MetadataWriter:
@@ -38,6 +55,11 @@ class MetadataWriter:
         self._check()
         self._queue.put(("call", (method, kwargs)))
 
+    def beat(self, run_id: str) -> None:
+        """Queue a heartbeat; from any thread, and never raises (the scheduler sees write errors)."""
+        if self._thread.is_alive():
+            self._queue.put(("call", ("heartbeat", {"run_id": run_id})))
+
     def started(self, *args: Any) -> None:
         self._check()
         self._queue.put(("started", args))
@@ -57,6 +79,31 @@ class MetadataWriter:
             self._thread.join()
         self._check()
 
+    def _apply_with_retries(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply a batch; a dropped database connection (a server restart, a killed backend) is
+        retried on a fresh one. Task writes are upserts, so applying a batch again is harmless."""
+        for attempt in range(RETRIES + 1):
+            try:
+                self._apply(batch)
+                return
+            except Exception as exc:
+                if attempt == RETRIES or not _is_disconnect(exc):
+                    raise
+                time.sleep(0.2 * 2**attempt)
+
+    def _apply(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        pending: list[tuple[str, tuple[Any, ...]]] = []
+        for op in batch:
+            if op[0] in ("started", "finished"):
+                pending.append(op)
+                continue
+            self.store.record_batch(pending)
+            pending = []
+            if op[0] == "call":
+                method, kwargs = op[1]
+                getattr(self.store, method)(**kwargs)
+        self.store.record_batch(pending)
+
     def _check(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
@@ -72,17 +119,7 @@ class MetadataWriter:
                     break
             stop = _STOP in batch
             try:
-                pending: list[tuple[str, tuple[Any, ...]]] = []
-                for op in batch:
-                    if op[0] in ("started", "finished"):
-                        pending.append(op)
-                        continue
-                    self.store.record_batch(pending)
-                    pending = []
-                    if op[0] == "call":
-                        method, kwargs = op[1]
-                        getattr(self.store, method)(**kwargs)
-                self.store.record_batch(pending)
+                self._apply_with_retries(batch)
             except BaseException as exc:  # surfaced to the scheduler by the next call
                 self._error = exc
             finally:

@@ -7,18 +7,32 @@ Task ids are deterministic: ``0`` outside any foreach, else the foreach indices 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import platform
+import signal
+import socket
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LaminaError, RunFailed
-from ..models import ForeachFrame, Resources, RunOutcome, TaskRecord, TaskSpec, TaskStatus
+from ..errors import LaminaError, RunFailed, RunInterrupted
+from ..models import (
+    ForeachFrame,
+    Resources,
+    RunOutcome,
+    RunStatusName,
+    TaskRecord,
+    TaskSpec,
+    TaskStatus,
+    utcnow,
+)
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -27,6 +41,12 @@ if TYPE_CHECKING:
     from ..stack import Stack
 
 DEFAULT_MAX_SPLITS = 100_000
+CANCEL_WAIT = 15.0
+"""Seconds an interrupted run waits for its cancelled tasks to end (they get SIGKILL after 5)."""
+
+
+class _Abort(Exception):
+    """A second SIGINT/SIGTERM: stop waiting for the cancelled tasks."""
 
 
 def current_user() -> str:
@@ -103,6 +123,7 @@ class RunDriver:
         self._origin: dict[tuple[str, str], TaskRecord] = {}
         self._rerun_steps: set[str] = set()
         self.code_key: str | None = None
+        self._stop_signal = 0
 
     # -- preparation ------------------------------------------------------------------------
 
@@ -120,6 +141,7 @@ class RunDriver:
         from ..versioning.runstore import RunStore, new_run_id
         from .metawriter import MetadataWriter
 
+        started_at = utcnow()
         self.graph.validate()
         notice_platforms(self.decorations, self.stack.name)
         for node in self.graph:
@@ -154,6 +176,9 @@ class RunDriver:
                 "python_version": platform.python_version(),
                 "packages": _packages(),
                 "origin_run_id": self.origin_run_id,
+                "started_at": started_at.isoformat(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
             }
             environments = {
                 step: env.model_dump(mode="json")
@@ -167,10 +192,14 @@ class RunDriver:
                 {**manifest, "graph": self.graph.describe(), "environments": environments},
             )
             self.runs.set_latest_run(self.flow_name, self.user, self.run_id)
-            self.writer.call("create_run", **manifest)
+            self.writer.call("create_run", **{**manifest, "started_at": started_at})
+            # the run is in the metadata store before its id is shown: `lamina runs` finds it
+            # from that moment, even if this process is killed the next instant
+            self.writer.flush()
         except BaseException:
             self.stack.compute.shutdown()
             raise
+        self._heartbeat = _Heartbeat(self.writer, self.run_id)
         self.progress.say(
             f"{self.flow_name} · run {self.run_id} · stack {self.stack.name} "
             f"({', '.join(f'{k}={v.adapter}' for k, v in self.stack.profile.layers.items())})"
@@ -202,6 +231,8 @@ class RunDriver:
 
     def _load_origin(self) -> None:
         found = self.runs.records(self.flow_name, self.origin_run_id or "", all_attempts=True)
+        if not found and self.runs.load_manifest(self.flow_name, self.origin_run_id or "") is not None:
+            return  # it stopped before any task finished: there is nothing to reuse, run them all
         if not found:
             raise LaminaError(
                 f"run {self.origin_run_id} of {self.flow_name} has no stored tasks on stack {self.stack.name}: "
@@ -227,37 +258,40 @@ class RunDriver:
     # -- walking ----------------------------------------------------------------------------
 
     def walk(self) -> RunOutcome:
+        """Run every task; on SIGINT or SIGTERM stop scheduling, cancel the running tasks, wait
+        for them (a task that finishes meanwhile is kept), record the run ``interrupted`` and
+        raise :class:`RunInterrupted`. A second signal stops waiting at once."""
         compute = self.stack.compute
-        ok = False
+        status: RunStatusName = "failed"
         try:
-            self._enqueue("start", [], [], None)
-            self.progress.expect("start", 1)
-            in_flight = self.max_workers + compute.queue_depth()
-            while self._ready or self._running:
-                while self._ready and len(self._running) < in_flight and self.failure is None:
-                    self._submit(self._ready.popleft())
-                if self.failure is not None:
-                    self._ready.clear()
-                if not self._running:
-                    continue
-                for status in compute.wait(list(self._running), timeout=1.0):
-                    self._finished(status)
-                self.progress.tick()
-            ok = self.failure is None
-        except KeyboardInterrupt:
-            for handle in list(self._running):
-                compute.cancel(handle)
-            self.writer.call("finish_run", run_id=self.run_id, ok=False)
-            self.writer.close()
-            self.progress.say(f"interrupted. Resume with: {self.resume_hint()}")
-            raise
+            with self._signals():
+                try:
+                    self._walk_tasks()
+                    if self._stop_signal:
+                        self._cancel_running()
+                except _Abort:
+                    pass
+                status = (
+                    "interrupted" if self._stop_signal else "succeeded" if self.failure is None else "failed"
+                )
         finally:
-            compute.shutdown()
-        self.writer.call("finish_run", run_id=self.run_id, ok=ok)
-        self.writer.close()
+            self._heartbeat.stop()
+            try:
+                compute.shutdown()
+            finally:
+                self._finish_run(status)
         from ..discovery import get_registry
 
+        ok = status == "succeeded"
         get_registry().hook().lamina_run_finished(run_id=self.run_id, flow_name=self.flow_name, ok=ok)
+        if status == "interrupted":
+            name = signal.Signals(self._stop_signal).name
+            kept = sum(1 for r in self.records.values() if r.ok)
+            raise RunInterrupted(  # the command line prints it, --quiet or not
+                f"run {self.run_id} interrupted ({name}); {kept} finished task(s) are kept. "
+                f"Resume with:\n    {self.resume_hint()}",
+                self._stop_signal,
+            )
         if ok:
             self.progress.say(
                 f"{self.progress._mark('ok')} run {self.run_id} finished. Inspect it with: lamina show {self.flow_name}/{self.run_id}"
@@ -266,6 +300,70 @@ class RunDriver:
         assert self.failure is not None
         message = self._failure_message(self.failure)
         return RunOutcome(run_id=self.run_id, ok=False, failed_step=self.failure.step, message=message)
+
+    def _walk_tasks(self) -> None:
+        compute = self.stack.compute
+        self._enqueue("start", [], [], None)
+        self.progress.expect("start", 1)
+        in_flight = self.max_workers + compute.queue_depth()
+        while (self._ready or self._running) and not self._stop_signal:
+            while self._ready and len(self._running) < in_flight and self.failure is None:
+                self._submit(self._ready.popleft())
+            if self.failure is not None:
+                self._ready.clear()
+            if not self._running:
+                continue
+            for status in compute.wait(list(self._running), timeout=1.0):
+                self._finished(status)
+            self.progress.tick()
+
+    def _cancel_running(self) -> None:
+        """Cancel every running task and wait until each has ended, so that none writes into the
+        run after it is marked interrupted; one that finished meanwhile is recorded as usual."""
+        compute = self.stack.compute
+        self._ready.clear()
+        if self._running:
+            self.progress.say(f"stopping {len(self._running)} running task(s)…")
+        for handle in list(self._running):
+            compute.cancel(handle)
+        deadline = time.monotonic() + CANCEL_WAIT
+        while self._running and time.monotonic() < deadline:
+            for status in compute.wait(list(self._running), timeout=1.0):
+                self._finished(status)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM ask the walk to stop (checked at least once a second); a second
+        one aborts the wait for running tasks. Only the main thread can receive signals."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: object) -> None:
+            if self._stop_signal:
+                raise _Abort()
+            self._stop_signal = signum
+            self.progress.say(
+                f"{signal.Signals(signum).name}: stopping the run (again to stop without waiting for its tasks)"
+            )
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _finish_run(self, status: RunStatusName) -> None:
+        """Record how the run ended; the writer is flushed first, so every task is in."""
+        try:
+            self.writer.call("finish_run", run_id=self.run_id, status=status)
+            self.writer.close()
+        except Exception as exc:  # the blob store keeps every result: `lamina sync` re-indexes them
+            self.progress.say(
+                f"could not record the end of run {self.run_id} in the metadata store ({exc}); "
+                f"its results are stored: `lamina sync {self.flow_name}/{self.run_id}` indexes them."
+            )
 
     def resume_hint(self) -> str:
         rel = os.path.relpath(self.flow_file)
@@ -363,6 +461,8 @@ class RunDriver:
         if record.ok and status.state == "failed":
             record.ok = False
             record.error = f"the task recorded success but its process ended badly ({status.message})"
+        if self._stop_signal and not record.ok:
+            return  # cancelled: its row stays running until finish_run marks it interrupted
         if not record.ok and spec.attempt + 1 < spec.max_attempts:
             self.writer.finished(record, key)
             retry = self.decorations[spec.step].get("retry")
@@ -372,8 +472,9 @@ class RunDriver:
                 f"retrying{f' in {wait:g}s' if wait else ''} (attempt {spec.attempt + 2} of {spec.max_attempts})"
             )
             self.progress.finished(spec.step, ok=False)
-            if wait:
-                time.sleep(wait)
+            until = time.monotonic() + wait
+            while time.monotonic() < until and not self._stop_signal:  # a signal ends the wait
+                time.sleep(min(0.2, until - time.monotonic()))
             self._ready.appendleft(spec.model_copy(update={"attempt": spec.attempt + 1}))
             return
         started = spec.__dict__.get("_started", time.monotonic())
@@ -486,6 +587,26 @@ class RunDriver:
             del self._joins[key]
             self.progress.expect(join, 1)
             self._enqueue(join, self._inputs(join, outer), outer, None)
+
+
+class _Heartbeat:
+    """Tells the metadata store every few seconds that the run's driver is alive, so a run
+    whose driver died is shown ``killed`` instead of ``running`` for ever."""
+
+    def __init__(self, writer: Any, run_id: str) -> None:
+        from ..versioning.metadata import HEARTBEAT_INTERVAL
+
+        self._stopped = threading.Event()
+        self._writer, self._run_id, self._interval = writer, run_id, HEARTBEAT_INTERVAL
+        self._thread = threading.Thread(target=self._loop, name="lamina-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._writer.beat(self._run_id)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def _open_metadata(url: str) -> Any:

@@ -54,6 +54,8 @@ def sync_run(stack: Stack, flow: str, run_id: str, *, user: str | None = None) -
             f"nothing is stored for run {flow}/{run_id} on stack {stack.name}: check the flow name and run id."
         )
     store = MetadataStore(blobs.metadata_url())
+    records = [(record, key) for key, record in found]
+    records.sort(key=lambda rk: (rk[0].started_at, rk[0].attempt))
     created = False
     try:
         store.create_run(
@@ -67,17 +69,32 @@ def sync_run(stack: Stack, flow: str, run_id: str, *, user: str | None = None) -
             python_version=(manifest or {}).get("python_version", ""),
             packages=(manifest or {}).get("packages", {}),
             origin_run_id=(manifest or {}).get("origin_run_id"),
+            started_at=_started_at(manifest, records),
         )
         created = True
     except StoreError:
         pass  # already indexed: records below are replaced idempotently
-    records = [(record, key) for key, record in found]
-    records.sort(key=lambda rk: (rk[0].started_at, rk[0].attempt))
     store.record_batch([("finished", (record, key)) for record, key in records])
     status = _status(records)
-    if status != "running":
-        store.finish_run(run_id, ok=status == "succeeded")
+    existing = store.get_run(run_id)
+    if status != "running" and (created or existing.status in ("running", "killed")):
+        # the run's end is its latest task's, never the time of this sync; a run already
+        # recorded as ended (succeeded, failed, interrupted) keeps what its driver recorded
+        ended = max(r.finished_at for r, _ in records)
+        store.finish_run(run_id, ok=status == "succeeded", finished_at=ended)
     return SyncResult(run_id=run_id, flow=flow, tasks=len(records), status=status, created=created)
+
+
+def _started_at(manifest: dict[str, Any] | None, records: list[tuple[TaskRecord, str]]) -> dt.datetime | None:
+    """When the run really started: its manifest says (runs since the heartbeat schema), else
+    its earliest task record."""
+    stamp = (manifest or {}).get("started_at")
+    if stamp:
+        try:
+            return dt.datetime.fromisoformat(stamp)
+        except (TypeError, ValueError):
+            pass
+    return min((r.started_at for r, _ in records), default=None)
 
 
 def _status(records: list[tuple[TaskRecord, str]]) -> str:

@@ -8,6 +8,7 @@ worker and every cloud job run exactly :func:`run_task`; a warm worker calls it 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -226,6 +227,7 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
     from ..versioning.artifacts import ArtifactStore
     from ..versioning.runstore import RunStore
     from .capture import Capture
+    from .supervise import store_logs, supervised
 
     started = utcnow()
     stack = task_stack(spec)
@@ -234,10 +236,11 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
     record = TaskRecord.begin(spec, started_at=started)
     echo = echo and not os.environ.get("LAMINA_QUIET")
     prefix = f"[{spec.step}/{spec.task_id}{f' attempt {spec.attempt}' if spec.attempt else ''}] "
+    outside = supervised()  # the parent process captures fds 1 and 2 and stores the logs
     capture = Capture(prefix, echo=echo)
     reads: list[Any] = []
     try:
-        with capture:
+        with contextlib.nullcontext() if outside else capture:
             try:
                 if flow_cls is None:
                     flow_cls = load_flow_class(resolve_flow_file(spec, stack), spec.flow_name)
@@ -278,18 +281,22 @@ def run_task(spec: TaskSpec, flow_cls: type[FlowSpec] | None = None, echo: bool 
                     reads = list(stack.data.reads)
                 current._unbind()
         record.data_reads = reads
-        stderr = capture.stderr
+        extra = b""
         if record.traceback:  # stored, and shown once by the scheduler rather than echoed here
             from .capture import redact, secret_values
 
             record.traceback = redact(record.traceback.encode(), secret_values()).decode()
             record.error = redact((record.error or "").encode(), secret_values()).decode()
-            stderr += record.traceback.encode()
-        ids = (spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
-        for stream, data in (("stdout", capture.stdout), ("stderr", stderr)):
-            if not data:
-                continue  # nothing printed: nothing to store
-            setattr(record, f"{stream}_key", runs.save_log(*ids, stream, data))  # type: ignore[arg-type]
+            extra = record.traceback.encode()
+        if outside:
+            keys = store_logs(extra)
+            record.stdout_key, record.stderr_key = keys["stdout"], keys["stderr"]
+        else:
+            ids = (spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt)
+            for stream, data in (("stdout", capture.stdout), ("stderr", capture.stderr + extra)):
+                if not data:
+                    continue  # nothing printed: nothing to store
+                setattr(record, f"{stream}_key", runs.save_log(*ids, stream, data))  # type: ignore[arg-type]
         record.finished_at = utcnow()
         runs.save_record(record)
     except Exception:
@@ -387,11 +394,13 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
     deco = step_decorations(flow_cls, spec)
     limit = spec.timeout or deco.get("timeout")
     previous = None
+    fired: list[str] = []
     saved_env = _set_environment(deco.get("environment") or {})
     if limit:
 
         def on_alarm(signum: int, frame: object) -> None:
-            raise StepTimeout(f"step '{spec.step}' ran longer than its @timeout of {limit:g} s")
+            fired.append(f"step '{spec.step}' ran longer than its @timeout of {limit:g} s")
+            raise StepTimeout(fired[0])
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, float(limit))
@@ -400,6 +409,8 @@ def _execute(flow: FlowSpec, flow_cls: type[FlowSpec], spec: TaskSpec) -> None:
             func(flow.__dict__["_lamina_join_inputs"])
         else:
             func()
+        if fired:  # the step caught the timeout and went on: it still ran too long
+            raise StepTimeout(f"{fired[0]} (the step caught the timeout and carried on)")
     except Exception as exc:
         catch = deco.get("catch")
         if catch is None or spec.attempt + 1 < spec.max_attempts:
@@ -568,6 +579,18 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def run_supervised(spec: TaskSpec, echo: bool = True) -> int:
+    """Run a task in a child process that this one supervises, where ``fork`` exists: what it
+    prints is stored even if it dies without warning, and an overrun ``@timeout`` is enforced by
+    killing it (``LAMINA_TASK_IN_PROCESS=1`` runs it in this process instead)."""
+    if not hasattr(os, "fork") or os.environ.get("LAMINA_TASK_IN_PROCESS"):
+        return run_task(spec, echo=echo)
+    from .supervise import supervise
+
+    echo = echo and not os.environ.get("LAMINA_QUIET")
+    return supervise(spec, echo, lambda: run_task(spec, echo=echo))
+
+
 def run_task_command(argv: list[str]) -> int:
     """``python -m lamina task ARGV``, in this process; returns the task's exit code."""
     return main(argv)
@@ -610,7 +633,7 @@ def main(argv: list[str]) -> int:
         raw = base64.b64decode(os.environ[args.spec_env]).decode()
     spec = TaskSpec.model_validate_json(raw)
     start = time.perf_counter()
-    code = run_task(spec, echo=not args.quiet)
+    code = run_supervised(spec, echo=not args.quiet)
     if os.environ.get("LAMINA_TRACE"):
         print(
             f"[lamina] task {spec.pathspec} exit {code} in {time.perf_counter() - start:.2f}s",

@@ -7,7 +7,13 @@ Protocol (JSON lines over two pipes given by file descriptor):
                     {"op": "cancel", "handle": H}
   worker -> driver  {"handle": H, "exit": CODE, "pid": PID}
                     {"ready": true} once the flow is imported
-EOF of the driver's pipe (the driver died or finished) stops the worker and its children.
+EOF of the driver's pipe (the driver died or finished) or SIGTERM stops the worker and its
+children (SIGTERM to each task's process group, SIGKILL after a grace); the worker ignores SIGINT,
+which a terminal sends to the whole process group: the driver decides what Ctrl-C means.
+
+Each task runs in its own process group with its stdout and stderr on pipes this worker reads
+(``lamina.runtime.supervise``): its output is shown live and stored even if it dies without
+warning, and a step that overruns its ``@timeout`` and does not stop is killed from here.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import signal
 import sys
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .supervise import Supervised
 
 
 def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_workers: int = 1) -> int:
     from ..models import TaskSpec
+    from .supervise import Supervised, prepare
     from .task import EXIT_INFRA, load_flow_class, run_task
 
     out = os.fdopen(fd_out, "wb", buffering=0)
@@ -36,6 +46,7 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
         flow_cls = load_flow_class(flow_file, flow_name)
         flow_cls.graph()
         _preload()
+        prepare()
     except BaseException as exc:
         send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return 1
@@ -45,7 +56,14 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    children: dict[int, str] = {}
+    # Ctrl-C reaches the whole foreground process group: the driver decides what it means and
+    # closes our pipe; SIGTERM (the driver's shutdown, or a user's) stops the tasks like EOF does
+    interrupts: list[int] = []  # a second Ctrl-C (the driver got one too) kills the tasks at once
+    signal.signal(signal.SIGINT, lambda signum, _frame: interrupts.append(signum))
+    terminated: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
+    echo = not os.environ.get("LAMINA_QUIET")
+    children: dict[int, tuple[str, Supervised]] = {}
     by_handle: dict[str, int] = {}
     queued: deque[tuple[str, Any]] = deque()  # at most max_workers run; the rest wait here
 
@@ -53,46 +71,75 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
         gc.freeze()  # objects made so far are never collected in a child: fewer copy-on-write faults
         sys.stdout.flush()
         sys.stderr.flush()
+        task = Supervised(spec, echo=echo)
         pid = os.fork()
         if pid == 0:  # the task
             code = EXIT_INFRA
             try:
+                os.setpgid(0, 0)
                 os.close(fd_in)
                 out.close()
                 os.close(wake_r)
                 os.close(wake_w)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.setpgid(0, 0)
+                for other in children.values():
+                    other[1].close_in_child()
+                task.in_child()
                 code = (
                     _run_profiled(spec, flow_cls)
                     if os.environ.get("LAMINA_PROFILE_TASKS")
                     else run_task(spec, flow_cls)
                 )
+            except BaseException:  # stored with the task's stderr by this worker
+                import traceback
+
+                traceback.print_exc()
             finally:
                 try:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
-        children[pid] = handle
+        task.in_parent(pid)
+        children[pid] = (handle, task)
         by_handle[handle] = pid
+
+    def stop_all() -> None:
+        for _, task in children.values():
+            task.cancel()
 
     buffer = b""
     stopping = False
     while True:
-        ready, _, _ = select.select([fd_in, wake_r] if not stopping else [wake_r], [], [], 1.0)
+        watched = [wake_r] if stopping else [fd_in, wake_r]
+        owner: dict[int, Supervised] = {}
+        for _, task in children.values():
+            for fd in task.fds():
+                owner[fd] = task
+        deadlines = [d for _, t in children.values() if (d := t.next_deadline()) is not None]
+        wait = 1.0 if not deadlines else max(0.0, min(1.0, min(deadlines) - time.monotonic()))
+        ready, _, _ = select.select(watched + list(owner), [], [], wait)
         if wake_r in ready:
             try:
                 os.read(wake_r, 4096)
             except BlockingIOError:
                 pass
+        for fd in ready:
+            if fd in owner:
+                owner[fd].on_readable(fd)
+        if terminated and not stopping:
+            stopping = True
+            stop_all()
+        if len(interrupts) >= 2:
+            interrupts.clear()
+            for _, task in children.values():
+                task.kill_now()
         if fd_in in ready:
             chunk = os.read(fd_in, 1 << 20)
             if not chunk:
                 stopping = True
-                for pid in children:
-                    _kill(pid, signal.SIGTERM)
+                stop_all()
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
@@ -104,11 +151,14 @@ def serve(flow_file: str, flow_name: str | None, fd_in: int, fd_out: int, max_wo
                 elif message["op"] == "cancel":
                     running = by_handle.get(message["handle"])
                     if running is not None and running in children:
-                        _kill(running, signal.SIGTERM)
+                        children[running][1].cancel()
                     for item in list(queued):
                         if item[0] == message["handle"]:
                             queued.remove(item)
                             send({"handle": item[0], "exit": -signal.SIGTERM, "pid": 0})
+        now = time.monotonic()
+        for _, task in children.values():
+            task.check_deadlines(now)
         _reap(children, by_handle, send)
         while queued and len(children) < max_workers and not stopping:
             start(*queued.popleft())
@@ -141,7 +191,7 @@ def _run_profiled(spec: Any, flow_cls: Any) -> int:
     return code
 
 
-def _reap(children: dict[int, str], by_handle: dict[str, int], send: Any) -> None:
+def _reap(children: dict[int, tuple[str, Supervised]], by_handle: dict[str, int], send: Any) -> None:
     while children:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -149,24 +199,17 @@ def _reap(children: dict[int, str], by_handle: dict[str, int], send: Any) -> Non
             return
         if pid == 0:
             return
-        handle = children.pop(pid, None)
-        if handle is None:
+        entry = children.pop(pid, None)
+        if entry is None:
             continue
+        handle, task = entry
         by_handle.pop(handle, None)
-        code = os.waitstatus_to_exitcode(status)
+        # the task's output is stored, and a record written for a task that died, before the
+        # driver hears of it: it then reads a complete result
+        code = task.ended(os.waitstatus_to_exitcode(status))
         try:
             send({"handle": handle, "exit": code, "pid": pid})
         except BrokenPipeError:
-            pass
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
             pass
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from lamina.errors import ResourceUnsatisfiable
+from lamina.errors import ResourceUnsatisfiable, RunInterrupted
 from lamina.models import CheckResult, Resources
 
 from .suite_tools import client_on, flow_file, process_alive, run_results, wait_until
@@ -125,7 +125,8 @@ class ComputeSuite:
     def test_an_interrupted_run_stops_its_running_task(
         self, compute_stack: str, lamina_project: Path, marker_dir: Path
     ) -> None:
-        """Ctrl-C during a run (``KeyboardInterrupt``) cancels the running task: its process stops."""
+        """Ctrl-C during a run cancels the running task: its process stops, the run is recorded
+        ``interrupted`` and ``run_flow`` raises ``RunInterrupted`` (a ``KeyboardInterrupt``)."""
         pid_file = marker_dir / "task.pid"
         finished = threading.Event()
 
@@ -139,7 +140,7 @@ class ComputeSuite:
         interrupter = threading.Thread(target=interrupt_once_the_task_runs, daemon=True)
         interrupter.start()
         try:
-            with pytest.raises(KeyboardInterrupt):
+            with pytest.raises(RunInterrupted):
                 _run("sleepy", {"marker_dir": str(marker_dir)}, compute_stack)
         finally:
             finished.set()
@@ -150,7 +151,7 @@ class ComputeSuite:
         )
         with client_on(compute_stack) as client:
             run = client.Flow("SleepyFlow").latest_run
-            assert run is not None and run.status == "failed", "an interrupted run is recorded as failed"
+            assert run is not None and run.status == "interrupted", "an interrupted run is recorded so"
 
     # -- resources --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LaminaError, NotFound
+from ..models import RUN_STATUSES
 from ..redaction import is_secret_name
 from ..versioning.runstore import RunStore
 
@@ -30,7 +31,7 @@ MAX_PAGE = 500
 LOG_TAIL = 1 << 20
 """Logs longer than this are cut to their last MiB (the download link has all of it)."""
 CODE_FILE_MAX = 1 << 20
-STATUSES = ("running", "succeeded", "failed")
+STATUSES = RUN_STATUSES  # the one definition, lamina.models
 
 
 class BadRequest(LaminaError):
@@ -270,7 +271,13 @@ class UIData:
             ],
             "metrics": _series_by_name([(t, m) for m in metrics]),
             "data_reads": [
-                {"kind": d.kind, "target": d.target, "adapter": d.adapter, "rows": d.rows, "version": _version(d.handle)}
+                {
+                    "kind": d.kind,
+                    "target": d.target,
+                    "adapter": d.adapter,
+                    "rows": d.rows,
+                    "version": _version(d.handle),
+                }
                 for d in reads
             ],
             "logs": f"{base}/logs?attempt={t.attempt}",
@@ -399,10 +406,17 @@ class UIData:
             return {n: [v.get(n) for v in values] for n in names}
 
         def differ(table: dict[str, list[Any]], key: Any = lambda v: v) -> list[str]:
-            return [n for n, vs in table.items() if len({json.dumps(key(v), sort_keys=True, default=str) for v in vs}) > 1]
+            return [
+                n
+                for n, vs in table.items()
+                if len({json.dumps(key(v), sort_keys=True, default=str) for v in vs}) > 1
+            ]
 
         params_table = side_by_side(params)
-        last = [{n: series[-1]["points"][-1][1] for n, series in m.items() if series and series[-1]["points"]} for m in metrics]
+        last = [
+            {n: series[-1]["points"][-1][1] for n, series in m.items() if series and series[-1]["points"]}
+            for m in metrics
+        ]
         last_table = side_by_side(last)
         artifacts_table = side_by_side(artifacts)
         return {
@@ -461,6 +475,7 @@ def _series_by_name(pairs: Sequence[tuple[TaskInfo, Any]]) -> dict[str, list[dic
         )
         x = m.step if m.step is not None else len(series["points"])
         series["points"].append([x, m.value])
+
     def ordered(by_task: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
         # steps in the order they first logged, then a foreach's tasks by index (not by finish time)
         first: dict[str, int] = {}
@@ -486,9 +501,7 @@ def _dag(
     else:
         specs = {}
         order = list(step_names)
-        pairs = {
-            (p.split("/")[0], t.step) for t in tasks.latest.values() for p in t.input_paths if "/" in p
-        }
+        pairs = {(p.split("/")[0], t.step) for t in tasks.latest.values() for p in t.input_paths if "/" in p}
         edges = [list(e) for e in sorted(pairs)]
     parents: dict[str, list[str]] = {}
     for a, b in edges:
@@ -499,7 +512,9 @@ def _dag(
         spec = specs.get(name, {})
         step_tasks = tasks.of_step(name)
         foreach_parents = [
-            p for p in parents.get(name, []) if (specs.get(p, {}).get("foreach") or _fans_out(tasks.of_step(p)))
+            p
+            for p in parents.get(name, [])
+            if (specs.get(p, {}).get("foreach") or _fans_out(tasks.of_step(p)))
         ]
         expected: int | None = None
         if foreach_parents:
@@ -516,7 +531,9 @@ def _dag(
                 "status": _step_status(step_tasks, expected, run_status),
                 "counts": counts,
                 "expected": expected,
-                "foreach_count": sum(t.foreach_count or 0 for t in step_tasks) if _fans_out(step_tasks) else None,
+                "foreach_count": sum(t.foreach_count or 0 for t in step_tasks)
+                if _fans_out(step_tasks)
+                else None,
                 "tasks": [
                     {
                         "task_id": t.task_id,

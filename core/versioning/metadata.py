@@ -18,6 +18,7 @@ and finally :meth:`~MetadataStore.finish_run`. ``resume`` reads :meth:`~Metadata
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -45,7 +46,16 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import NotFound, StoreError
-from ..models import ArtifactRef, DataSnapshot, ForeachFrame, Metric, TaskRecord, utcnow
+from ..models import (
+    RUN_STATUSES,
+    ArtifactRef,
+    DataSnapshot,
+    ForeachFrame,
+    Metric,
+    RunStatusName,
+    TaskRecord,
+    utcnow,
+)
 from ..redaction import redact_mapping
 from . import schema as s
 from .layout import new_run_id  # noqa: F401 - re-exported, part of this module's API
@@ -53,7 +63,21 @@ from .layout import new_run_id  # noqa: F401 - re-exported, part of this module'
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _PG_LOCK = 0x4C414D494E41  # "LAMINA": serializes concurrent migrations on PostgreSQL
 
-RunStatus = str  # "running" | "succeeded" | "failed"
+RunStatus = RunStatusName  # the one definition: lamina.models.RUN_STATUSES
+
+HEARTBEAT_INTERVAL = float(os.environ.get("LAMINA_HEARTBEAT_INTERVAL", "5"))
+"""Seconds between a driver's heartbeats."""
+HEARTBEAT_STALE = 30.0
+"""A ``running`` run whose driver's heartbeat is older than this is shown ``killed``: the driver
+died without recording the end (SIGKILL, power loss). Runs without a heartbeat (deployed runs,
+whose status comes from their orchestrator or ``lamina sync``) are shown as recorded. Both can
+be set by environment variable (tests shorten them): ``LAMINA_HEARTBEAT_INTERVAL``,
+``LAMINA_HEARTBEAT_STALE``."""
+
+
+def _stale_before() -> dt.datetime:
+    seconds = float(os.environ.get("LAMINA_HEARTBEAT_STALE", HEARTBEAT_STALE))
+    return utcnow() - dt.timedelta(seconds=seconds)
 
 
 def redact(value: Any) -> Any:
@@ -80,6 +104,9 @@ class RunInfo(BaseModel):
     origin_run_id: str | None
     started_at: dt.datetime
     finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None = None
+    host: str | None = None
+    pid: int | None = None
 
 
 class TaskInfo(BaseModel):
@@ -247,12 +274,21 @@ class MetadataStore:
         python_version: str,
         packages: dict[str, str],
         origin_run_id: str | None = None,
+        *,
+        started_at: dt.datetime | None = None,
+        host: str | None = None,
+        pid: int | None = None,
     ) -> None:
         """Record a new run as ``running``. Secrets-looking keys of ``stack`` are redacted.
 
+        :param started_at: when the run really started (default now).
+        :param host: with ``pid``, the driver that walks the run and keeps its heartbeat
+            (:meth:`heartbeat`); a run created with them is shown ``killed`` once the heartbeat
+            is :data:`HEARTBEAT_STALE`.
         :raises StoreError: ``run_id`` already exists (run ids are unique across flows).
         """
         now = utcnow()
+        started_at = started_at or now
         try:
             with self._tx() as conn:
                 _insert_ignore(conn, s.flows, {"name": flow_name, "created_at": now}, ["name"])
@@ -268,7 +304,10 @@ class MetadataStore:
                         python_version=python_version,
                         packages=_jsonable(packages),
                         origin_run_id=origin_run_id,
-                        started_at=now,
+                        started_at=started_at,
+                        heartbeat_at=now if host else None,
+                        host=host,
+                        pid=pid,
                     )
                 )
                 if tags:
@@ -376,16 +415,48 @@ class MetadataStore:
         if r.metrics:
             conn.execute(insert(s.metrics), [{"task": pk, **m.model_dump()} for m in r.metrics])
 
-    def finish_run(self, run_id: str, ok: bool) -> None:
-        """Mark a run ``succeeded`` or ``failed``. :raises NotFound: no such run."""
+    def heartbeat(self, run_id: str) -> None:
+        """The driver of a running run is alive (called every :data:`HEARTBEAT_INTERVAL`)."""
+        with self._tx() as conn:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.status == "running")
+                .values(heartbeat_at=utcnow())
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        ok: bool | None = None,
+        *,
+        status: RunStatusName | None = None,
+        finished_at: dt.datetime | None = None,
+    ) -> None:
+        """Mark a run as ended: ``status`` (one of ``RUN_STATUSES`` but ``running``), or
+        ``succeeded``/``failed`` by ``ok``. Attempts still ``running`` in a run that did not
+        succeed take the run's status: their process is gone, so no view shows them as running.
+
+        :param finished_at: when it really ended (``lamina sync`` passes the latest record's
+            time); default now.
+        :raises NotFound: no such run.
+        """
+        final: RunStatusName = status or ("succeeded" if ok else "failed")
+        if final not in RUN_STATUSES or final == "running":
+            raise ValueError(f"a run cannot end as {final!r}; one of {', '.join(RUN_STATUSES[1:])}")
         with self._tx() as conn:
             done = conn.execute(
                 update(s.runs)
                 .where(s.runs.c.id == run_id)
-                .values(status="succeeded" if ok else "failed", finished_at=utcnow())
+                .values(status=final, finished_at=finished_at or utcnow())
             )
             if done.rowcount == 0:
                 raise NotFound(f"run {run_id!r} is not in {self._where()}")
+            if final != "succeeded":
+                conn.execute(
+                    update(s.tasks)
+                    .where(s.tasks.c.run_id == run_id, s.tasks.c.status == "running")
+                    .values(status=final)
+                )
 
     def add_tag(self, run_id: str, tag: str) -> None:
         """Tag a run (no-op if already tagged). :raises NotFound: no such run."""
@@ -450,8 +521,14 @@ class MetadataStore:
                     select(s.tags.c.run_id, s.tags.c.tag).where(s.tags.c.run_id.in_(ids[i : i + 500]))
                 ):
                     tag_map.setdefault(run_id, []).append(tag)
+        stale = _stale_before()
         return [
-            RunInfo(user=r["username"], tags=sorted(tag_map.get(r["id"], [])), **_without(r, "username"))
+            RunInfo(
+                user=r["username"],
+                tags=sorted(tag_map.get(r["id"], [])),
+                status=_shown_status(r["status"], r["heartbeat_at"], stale),
+                **_without(r, "username", "status"),
+            )
             for r in rows
         ]
 
@@ -466,7 +543,9 @@ class MetadataStore:
         until: dt.datetime | None = None,
     ) -> int:
         """How many runs :meth:`runs` would return with the same filters and no limit."""
-        q = _run_filters(select(func.count()).select_from(s.runs), flow, tags, status, user, since, until, None)
+        q = _run_filters(
+            select(func.count()).select_from(s.runs), flow, tags, status, user, since, until, None
+        )
         with self._tx(write=False) as conn:
             return int(conn.scalar(q) or 0)
 
@@ -493,6 +572,17 @@ class MetadataStore:
         q = q.order_by(s.tasks.c.started_at, s.tasks.c.task_id, s.tasks.c.attempt)
         with self._tx(write=False) as conn:
             found = [TaskInfo(pk=r["id"], **_without(r, "id")) for r in conn.execute(q).mappings()]
+            if any(t.status == "running" for t in found):
+                # attempts left running by a run that ended (its driver killed) take its status:
+                # every view (client, show, ui) reads tasks here, so they all agree
+                row = conn.execute(
+                    select(s.runs.c.status, s.runs.c.heartbeat_at).where(s.runs.c.id == run_id)
+                ).first()
+                shown = _shown_status(row[0], row[1], _stale_before()) if row else "running"
+                if shown != "running":
+                    found = [
+                        t.model_copy(update={"status": shown}) if t.status == "running" else t for t in found
+                    ]
         if all_attempts:
             return found
         latest: dict[tuple[str, str], TaskInfo] = {}
@@ -580,6 +670,30 @@ class MetadataStore:
         return f"the metadata store {self.url.render_as_string(hide_password=True)}"
 
 
+def _shown_status(recorded: str, heartbeat_at: dt.datetime | None, stale: dt.datetime) -> RunStatusName:
+    """A run recorded ``running`` whose driver's heartbeat stopped is ``killed``."""
+    if recorded == "running" and heartbeat_at is not None:
+        beat = heartbeat_at if heartbeat_at.tzinfo else heartbeat_at.replace(tzinfo=dt.UTC)
+        if beat < stale:
+            return "killed"
+    return recorded  # type: ignore[return-value]
+
+
+def _status_is(status: str, stale: dt.datetime) -> Any:
+    """The SQL filter for runs *shown* with ``status`` (see :func:`_shown_status`)."""
+    from sqlalchemy import and_, or_
+
+    c = s.runs.c
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}; one of {', '.join(RUN_STATUSES)}")
+    dead = and_(c.status == "running", c.heartbeat_at.is_not(None), c.heartbeat_at < stale)
+    if status == "running":
+        return and_(c.status == "running", or_(c.heartbeat_at.is_(None), c.heartbeat_at >= stale))
+    if status == "killed":
+        return or_(c.status == "killed", dead)
+    return c.status == status
+
+
 def _run_filters(
     q: Any,
     flow: str | None,
@@ -594,7 +708,7 @@ def _run_filters(
     if flow is not None:
         q = q.where(s.runs.c.flow == flow)
     if status is not None:
-        q = q.where(s.runs.c.status == status)
+        q = q.where(_status_is(status, _stale_before()))
     if user is not None:
         q = q.where(s.runs.c.username == user)
     if since is not None:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-HEAD = "0002"
+HEAD = "0003"
 """The newest migration's revision: a database at this revision needs no Alembic import."""
 
 
@@ -80,6 +80,10 @@ runs = Table(
     Column("origin_run_id", String(RUN_ID)),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
+    # the local scheduler's driver: it refreshes heartbeat_at while it runs (see metadata.py)
+    Column("heartbeat_at", UTCDateTime),
+    Column("host", String(NAME)),
+    Column("pid", Integer),
     Index("ix_runs_flow_started", "flow", "started_at"),
     Index("ix_runs_started", "started_at", "id"),
     Index("ix_runs_username", "username"),

@@ -185,6 +185,37 @@ def test_sync_rebuilds_the_index_from_the_blob_store_alone(lamina_project: Path)
     assert run.data.squares == [0, 1, 4]
 
 
+def test_sync_is_idempotent_and_keeps_the_times_a_run_really_had(lamina_project: Path) -> None:
+    from lamina import client
+
+    result = flow_cli("counted_foreach.py", "run", "--width", "2")
+    assert result.returncode == 0, result.stderr
+    run_id = result.stderr.split(" · run ")[1].split()[0]
+    before = Run(run_id)
+    started, finished = before.started_at, before.finished_at
+    assert started <= before["start"].task.started_at  # the run began before its first task
+
+    def sync() -> None:
+        client.use_store(None, None)  # the next read opens the database afresh
+        done = subprocess.run(
+            [sys.executable, "-m", "lamina", "sync", f"CountedFlow/{run_id}"], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    sync()
+    sync()
+    again = Run(run_id)
+    assert (again.status, again.started_at, again.finished_at) == ("succeeded", started, finished)
+    for path in (lamina_project / ".lamina").glob("metadata.db*"):
+        path.unlink()
+    time.sleep(0.01)  # a sync time could not be mistaken for the run's own
+    sync()
+    rebuilt = Run(run_id)
+    assert rebuilt.started_at == started
+    end_task = rebuilt["end"].task
+    assert rebuilt.finished_at == end_task.finished_at and started < rebuilt.finished_at <= finished
+
+
 def test_quiet_shows_only_the_outcome(tmp_path: Path) -> None:
     id_file = tmp_path / "run-id"
     result = flow_cli("linear_params.py", "run", "--n", "1", "--quiet", "--run-id-file", str(id_file))

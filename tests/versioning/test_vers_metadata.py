@@ -346,3 +346,44 @@ def test_many_writers_opening_a_fresh_sqlite_database_at_once_all_succeed(tmp_pa
         with ThreadPoolExecutor(8) as pool:
             revisions = list(pool.map(_open_and_report, [url] * 8, [start] * 8))
         assert revisions == [schema.HEAD] * 8
+
+
+# -- run statuses: heartbeats, interrupted and killed runs --------------------------------------
+
+
+def test_a_run_whose_driver_stopped_beating_is_shown_killed_and_filtered_as_such(meta) -> None:
+    import datetime as dt
+
+    from lamina.versioning import schema
+    from lamina.versioning.metadata import HEARTBEAT_STALE
+    from sqlalchemy import update
+
+    began = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    alive = _run(meta, host="laptop", pid=123, started_at=began)
+    dead = _run(meta, host="laptop", pid=456)
+    meta.record_task_started(dead, "start", "0", 0, [], [])
+    deployed = _run(meta)  # no driver of ours: its status is whatever was recorded
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=HEARTBEAT_STALE + 60)
+    with meta.engine.begin() as conn:
+        conn.execute(update(schema.runs).where(schema.runs.c.id == dead).values(heartbeat_at=old))
+    meta.heartbeat(alive)
+    info = meta.get_run(alive)
+    assert (info.status, info.started_at, info.host, info.pid) == ("running", began, "laptop", 123)
+    assert meta.get_run(dead).status == "killed"
+    assert [t.status for t in meta.tasks(dead)] == ["killed"]  # not running for ever
+    assert meta.get_run(deployed).status == "running"
+    assert {r.id for r in meta.runs(status="killed")} == {dead}
+    assert {r.id for r in meta.runs(status="running")} == {alive, deployed}
+
+
+def test_an_interrupted_run_takes_its_running_tasks_with_it(meta) -> None:
+    run_id = _run(meta, host="laptop", pid=1)
+    meta.record_task_started(run_id, "start", "0", 0, [], [])
+    meta.record_task(_record(run_id, "start", "0"), "k0")
+    meta.record_task_started(run_id, "work", "0", 0, ["start/0"], [])
+    meta.finish_run(run_id, status="interrupted")
+    assert meta.get_run(run_id).status == "interrupted"
+    assert {t.step: t.status for t in meta.tasks(run_id)} == {"start": "succeeded", "work": "interrupted"}
+    assert meta.runs(status="interrupted")[0].id == run_id
+    with pytest.raises(ValueError, match="cannot end as 'running'"):
+        meta.finish_run(run_id, status="running")

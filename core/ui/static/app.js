@@ -93,7 +93,7 @@ async function runsPage() {
         location.hash = `#/runs?${next}`;
       } },
     h("label", {}, "flow", select("flow", flows.flows)),
-    h("label", {}, "status", select("status", ["running", "succeeded", "failed"])),
+    h("label", {}, "status", select("status", ["running", "succeeded", "failed", "interrupted", "killed"])),
     h("label", {}, "tag", h("input", { name: "tag", value: q.get("tag") || "", placeholder: "e.g. branch:main" })),
     h("label", {}, "user", h("input", { name: "user", value: q.get("user") || "" })),
     h("button", { type: "submit" }, "Filter"),
