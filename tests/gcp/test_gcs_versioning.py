@@ -106,7 +106,9 @@ def test_missing_bucket_is_a_clear_store_error(gcs_env: dict[str, str], tmp_path
     with pytest.raises(StoreError, match="no-such-bucket-here.*does not exist"):
         gcs.versioning_put("k", b"1", None, True)
     result = gcs.versioning_check()
-    assert not result.ok and "does not exist" in result.message and "gcloud storage buckets create" in result.fix
+    assert (
+        not result.ok and "does not exist" in result.message and "gcloud storage buckets create" in result.fix
+    )
 
 
 def test_settings_refuse_passwords_and_bad_buckets(gcs_env: dict[str, str], tmp_path: Path) -> None:
@@ -175,7 +177,9 @@ def test_a_flow_keeps_its_artifacts_in_the_bucket(
 
 
 @pytest.mark.slow
-def test_lamina_emulate_starts_only_the_gcs_stand_in(lamina_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lamina_emulate_starts_only_the_gcs_stand_in(
+    lamina_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in ("STORAGE_EMULATOR_HOST", "LAMINA_GCS_BUCKET", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(key, raising=False)
     prefix = f"emulate-{uuid.uuid4().hex[:8]}"
