@@ -242,4 +242,16 @@ def _find_submodule(name: str, parent_path: list[str]) -> Any:
             continue
         if spec is not None:
             return spec
+    # PathFinder cannot look inside a namespace package (google.cloud, azure.storage) whose parent
+    # is not imported: it raises KeyError above. A folder of that name on the parent's path is
+    # the package, so answer a spec with it as the search path for the next level.
+    from importlib.machinery import ModuleSpec
+    from pathlib import Path
+
+    leaf = name.rpartition(".")[2]
+    folders = [str(Path(p) / leaf) for p in parent_path if (Path(p) / leaf).is_dir()]
+    if folders:
+        spec = ModuleSpec(name, None, is_package=True)
+        spec.submodule_search_locations = folders
+        return spec
     return None

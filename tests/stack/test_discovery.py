@@ -358,3 +358,22 @@ def test_an_sdk_is_found_without_importing_it(tmp_path: Path, monkeypatch: pytes
     )
     assert discovery.missing_modules(info) == ["lamina_t_heavy_sdk.absent", "lamina_t_no_such_sdk.x"]
     assert "lamina_t_heavy_sdk" not in sys.modules
+
+
+def test_an_sdk_in_nested_namespace_packages_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``google.cloud.storage`` and ``azure.storage.blob`` live in namespace packages (folders
+    without ``__init__.py``) that the import system cannot look inside until their parent is
+    imported; they are found anyway, still without importing anything."""
+    leaf = tmp_path / "lamina_t_ns" / "cloud" / "storage"
+    leaf.mkdir(parents=True)
+    (leaf / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = AdapterInfo(
+        layer="versioning",
+        name="nested",
+        settings=NoSettings,
+        factory=object,
+        requires=("lamina_t_ns.cloud.storage", "lamina_t_ns.cloud.bigquery"),
+    )
+    assert discovery.missing_modules(info) == ["lamina_t_ns.cloud.bigquery"]
+    assert not any(name.startswith("lamina_t_ns") for name in sys.modules)
