@@ -27,6 +27,7 @@ ADAPTER_MODULES: tuple[str, ...] = (
 OPTIONAL_ADAPTER_MODULES: tuple[str, ...] = (
     "lamina.plugins.dask",
     "lamina.plugins.aws",
+    "lamina.plugins.azure",
 )
 
 
