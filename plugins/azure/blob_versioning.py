@@ -201,7 +201,7 @@ class AzureBlobVersioning:
         return self.base + _check_key(key)
 
     def uri(self, key: str = "") -> str:
-        account = self._account or "?"
+        account = self._account or "(no account)"
         return f"azure://{account}/{self.settings.container}/{self.base}{key}"
 
     def _fail(self, what: str, exc: BaseException) -> StoreError:
@@ -223,7 +223,7 @@ class AzureBlobVersioning:
                 " Give the identity the 'Storage Blob Data Contributor' role on the container, "
                 "or check the connection string's key or SAS."
             )
-        return StoreError(f"{what} {self.uri()}: {type(exc).__name__}: {_reason(exc)}.{hint}")
+        return StoreError(f"{what} {self.uri()}: {type(exc).__name__}: {_reason(exc).rstrip('.')}.{hint}")
 
     def _exists(self, key: str) -> bool:
         from azure.core.exceptions import HttpResponseError

