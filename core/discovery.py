@@ -242,16 +242,19 @@ def _find_submodule(name: str, parent_path: list[str]) -> Any:
             continue
         if spec is not None:
             return spec
-    # PathFinder cannot look inside a namespace package (google.cloud, azure.storage) whose parent
-    # is not imported: it raises KeyError above. A folder of that name on the parent's path is
-    # the package, so answer a spec with it as the search path for the next level.
-    from importlib.machinery import ModuleSpec
-    from pathlib import Path
+    return _namespace_spec(name, parent_path)
 
-    leaf = name.rpartition(".")[2]
-    folders = [str(Path(p) / leaf) for p in parent_path if (Path(p) / leaf).is_dir()]
-    if folders:
-        spec = ModuleSpec(name, None, is_package=True)
-        spec.submodule_search_locations = folders
-        return spec
-    return None
+
+def _namespace_spec(name: str, parent_path: list[str]) -> Any:
+    """A namespace package inside a namespace package (``azure.storage``, ``google.cloud``): the
+    path finder cannot answer for it without importing the parent, so look for its folders."""
+    import importlib.machinery
+    import os
+
+    last = name.rpartition(".")[2]
+    folders = [os.path.join(p, last) for p in parent_path if os.path.isdir(os.path.join(p, last))]
+    if not folders:
+        return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = folders
+    return spec

@@ -28,6 +28,7 @@ OPTIONAL_ADAPTER_MODULES: tuple[str, ...] = (
     "lamina.plugins.dask",
     "lamina.plugins.aws",
     "lamina.plugins.gcp",
+    "lamina.plugins.azure",
 )
 
 

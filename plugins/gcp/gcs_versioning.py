@@ -369,7 +369,7 @@ class GcsVersioning:
                 f"the credentials may not use the bucket {bucket!r} (403 Forbidden: {exc.message})",
                 f"grant roles/storage.objectAdmin on gs://{bucket}",
             )
-        except (api.GoogleAPICallError, *transient_errors()) as exc:
+        except (api.GoogleAPICallError, *transient_errors()) as exc:  # type: ignore[misc]
             return verdict(
                 False, f"cannot reach the bucket {bucket!r}: {type(exc).__name__}: {exc}", _CREDENTIALS_FIX
             )
@@ -382,7 +382,7 @@ class GcsVersioning:
             )
         try:
             round_trip(self)
-        except (LaminaError, api.GoogleAPICallError, KeyError, *transient_errors()) as exc:
+        except (LaminaError, api.GoogleAPICallError, KeyError, *transient_errors()) as exc:  # type: ignore[misc]
             return verdict(
                 False,
                 f"cannot write, read and delete a probe under {self.uri()}: {exc}",
@@ -435,7 +435,7 @@ ADAPTER = AdapterInfo(
     name=ADAPTER_NAME,
     settings=GcsVersioningSettings,
     factory=GcsVersioning,
-    extra="gcp",
+    extra="gcs",
     requires=("google.cloud.storage", "sqlalchemy"),
     description="blobs in a GCS bucket (create-only with generation preconditions, resumable); metadata in any SQLAlchemy database",
 )
