@@ -135,3 +135,18 @@ def test_a_profile_with_a_password_inside_a_url_is_refused_without_showing_it(tm
     assert "SuperSecret9" not in str(caught.value) and "postgresql://u:***@h/db" in str(caught.value)
     profile.write_text(profile.read_text().replace("postgresql://u:SuperSecret9@h/db", "${DATABASE_URL}"))
     assert load_profile_file(profile).layers["data"].settings["url"] == "${DATABASE_URL}"
+
+
+def test_an_unexpected_error_in_a_command_shows_its_traceback_with_secrets_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lamina.cli.common import guarded
+
+    monkeypatch.setenv("DB_PASSWORD", "hunter2-very-secret")
+
+    def buggy() -> int:
+        raise RuntimeError("connect failed for postgresql://ana:hunter2-very-secret@db/x")
+
+    assert guarded(buggy) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err and "hunter2-very-secret" not in err and "please report it" in err

@@ -32,6 +32,17 @@ def guarded(func: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("lamina: interrupted\n")
         return 130
+    except Exception:  # a bug (ours or a plugin's): show it, but never a secret it carries
+        import traceback
+
+        from ..redaction import mask_text
+
+        sys.stderr.write(mask_text(traceback.format_exc()))
+        sys.stderr.write(
+            "lamina: an unexpected error (a bug in Lamina or in a plugin): the traceback above has its "
+            "secrets masked; please report it.\n"
+        )
+        return 1
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
