@@ -170,11 +170,11 @@ KNOWN_ADAPTERS: dict[tuple[str, str], str] = {
     ("data", "bigquery"): "planned for the gcp-vertex stack; not in this release",
     ("compute", "vertex"): "planned for the gcp-vertex stack; not in this release",
     ("orchestration", "vertex-pipelines"): "planned for the gcp-vertex stack; not in this release",
-    ("versioning", "gcs"): "planned for the gcp-vertex stack; not in this release",
+    ("versioning", "gcs"): "ships with lamina: pip install 'lamina[gcs]'",
     ("data", "azureml"): "planned for the azure-ml stack; not in this release",
     ("compute", "azureml"): "planned for the azure-ml stack; not in this release",
     ("orchestration", "azureml-pipelines"): "planned for the azure-ml stack; not in this release",
-    ("versioning", "azure-blob"): "planned for the azure-ml stack; not in this release",
+    ("versioning", "azure-blob"): "ships with lamina: pip install 'lamina[azure-blob]'",
 }
 
 
